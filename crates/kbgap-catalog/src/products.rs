@@ -1,0 +1,1 @@
+//! Product naming: MSRC full product names to Defender-style normalised names (`windows_10`, `edge`).
