@@ -9,5 +9,5 @@ pub mod model;
 pub mod products;
 
 pub use cvrf::{parse_document, read_head, CvrfError, SourceFormat};
-
+pub use index::{Catalog, CatalogStats, KbSummary};
 pub use model::*;

@@ -1,1 +1,121 @@
-fn main() {}
+//! The `kbgap` command line: argument parsing, logging set-up and dispatch to the commands.
+
+mod catalog_cmd;
+mod progress;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Which security updates is each Windows device missing, and why.
+#[derive(Debug, Parser)]
+#[command(name = "kbgap", version, about, long_about = None)]
+struct Cli {
+    /// Database: a file path or `sqlite://PATH` (default: kbgap.db in the user's data directory).
+    #[arg(long, global = true, env = "KBGAP_DB")]
+    db: Option<String>,
+
+    /// More log output (-v info, -vv debug); logs go to stderr. RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The security-update catalog (MSRC CVRF documents).
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Import CVRF documents (XML or JSON) from files or directories.
+    Import {
+        /// Files or directories (searched recursively for *.xml and *.json).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Import the good documents even when some files cannot be parsed.
+        #[arg(long)]
+        keep_going: bool,
+        /// Print the import report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch new or revised documents from the MSRC API.
+    Sync {
+        /// Oldest month to fetch, like 2016-Apr.
+        #[arg(long)]
+        from: Option<String>,
+        /// API base URL (a mirror, or a local server in tests).
+        #[arg(long, default_value = "https://api.msrc.microsoft.com", env = "KBGAP_MSRC_URL")]
+        base_url: String,
+        /// Attempts per request before giving up.
+        #[arg(long, default_value_t = 4)]
+        retries: u32,
+    },
+    /// Everything about one KB.
+    Show {
+        /// KB number, with or without the KB prefix.
+        kb: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts: documents, KBs, products, CVEs, date range.
+    Stats {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let db = cli.db.clone();
+    match cli.command {
+        Command::Catalog(cmd) => match cmd {
+            CatalogCommand::Import {
+                paths,
+                keep_going,
+                json,
+            } => catalog_cmd::import(db.as_deref(), &paths, keep_going, json),
+            CatalogCommand::Sync {
+                from,
+                base_url,
+                retries,
+            } => catalog_cmd::sync(db.as_deref(), from.as_deref(), &base_url, retries),
+            CatalogCommand::Show { kb, json } => catalog_cmd::show(db.as_deref(), &kb, json),
+            CatalogCommand::Stats { json } => catalog_cmd::stats(db.as_deref(), json),
+        },
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,203 @@
+//! Product resolution: a device's OS facts to exact MSRC ProductIDs (never by substring).
+
+use crate::finding::MatchedProduct;
+use crate::index::{Component, EngineCatalog};
+use crate::target::{Arch, OsKind, OsTarget, Target};
+use kbgap_core::ProductId;
+
+/// A parsed Windows OS product name from the catalog, in the engine's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WinName {
+    /// OS kind.
+    pub kind: OsKind,
+    /// Release ("22H2", "1507"), when the name has one.
+    pub release: Option<String>,
+    /// Architecture, when the name has one (servers 2016+ have none).
+    pub arch: Option<Arch>,
+    /// "(Server Core installation)".
+    pub server_core: bool,
+}
+
+impl WinName {
+    /// Windows 10/11 and Server 2016+: builds compare by revision.
+    pub fn is_nt10(&self) -> bool {
+        matches!(
+            self.kind,
+            OsKind::Windows10
+                | OsKind::Windows11
+                | OsKind::Server2016
+                | OsKind::Server2019
+                | OsKind::Server2022
+                | OsKind::Server2022Edition23H2
+                | OsKind::Server2025
+                | OsKind::ServerSemiAnnual
+        )
+    }
+}
+
+/// Parses a catalog product name into the engine's terms (`None` for non-OS and compound names).
+pub fn windows_name(name: &str) -> Option<WinName> {
+    let _ = name;
+    None
+}
+
+/// The products an assessment covers.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// The OS ProductID.
+    pub platform: ProductId,
+    /// Compound products assessed on it (in-box components).
+    pub components: Vec<ProductId>,
+    /// All of them with reasons, for the answer.
+    pub matched: Vec<MatchedProduct>,
+    /// Things worth saying about the match.
+    pub notes: Vec<String>,
+}
+
+/// Maps the device to exact products, or says why it cannot.
+pub fn resolve(cat: &EngineCatalog, target: &Target) -> Result<Resolution, String> {
+    let Some(os) = &target.os else {
+        return Err("unmapped product: the report has no operating-system facts (a KB list alone cannot be assessed)".to_owned());
+    };
+    if os.kind == OsKind::Other {
+        return Err("unmapped product: this Windows version is not in MSRC's CVRF data (it predates 2016 or is unknown); no findings".to_owned());
+    }
+    let mut notes = Vec::new();
+    let mut candidates: Vec<(ProductId, String, WinName)> = cat
+        .catalog()
+        .products()
+        .filter(|p| p.id.compound_parts().is_none())
+        .filter_map(|p| windows_name(&p.name).map(|w| (p.id.clone(), p.name.clone(), w)))
+        .filter(|(_, _, w)| matches(os, w))
+        .collect();
+    candidates.sort_by(|a, b| a.0.cmp(&b.0));
+    if os.server_core.is_none() && candidates.iter().any(|c| !c.2.server_core) {
+        let before = candidates.len();
+        candidates.retain(|c| !c.2.server_core);
+        if before != candidates.len() {
+            notes.push("installation type unknown: assessed as a full installation (not Server Core)".to_owned());
+        }
+    }
+    let Some((platform, name, _)) = candidates.first().cloned() else {
+        return Err(format!(
+            "unmapped product: no MSRC product matches {} (release {}, {})",
+            describe_kind(os.kind),
+            os.release.as_deref().unwrap_or("-"),
+            os.arch.map(describe_arch).unwrap_or("architecture unknown")
+        ));
+    };
+    if candidates.len() > 1 {
+        notes.push(format!(
+            "{} MSRC products match; assessed against {name} ({platform})",
+            candidates.len()
+        ));
+    }
+    let mut matched = vec![MatchedProduct {
+        id: platform.clone(),
+        name,
+        reason: "operating system".to_owned(),
+    }];
+    let components = in_box_components(cat, &platform);
+    for c in &components {
+        matched.push(MatchedProduct {
+            id: c.clone(),
+            name: cat
+                .catalog()
+                .product(c)
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+            reason: "in-box component of the operating system".to_owned(),
+        });
+    }
+    Ok(Resolution {
+        platform,
+        components,
+        matched,
+        notes,
+    })
+}
+
+fn matches(os: &OsTarget, w: &WinName) -> bool {
+    if w.kind != os.kind {
+        return false;
+    }
+    let release_matters = matches!(
+        os.kind,
+        OsKind::Windows10 | OsKind::Windows11 | OsKind::ServerSemiAnnual
+    );
+    if release_matters && w.release != os.release {
+        return false;
+    }
+    if let (Some(a), Some(b)) = (os.arch, w.arch) {
+        if a != b {
+            return false;
+        }
+    }
+    if let Some(core) = os.server_core {
+        if core != w.server_core {
+            return false;
+        }
+    }
+    true
+}
+
+/// In-box compound products on the platform: EdgeHTML, Flash, and the newest Internet Explorer
+/// (a device has one IE version; IE 11 replaced the others everywhere it was offered).
+fn in_box_components(cat: &EngineCatalog, platform: &ProductId) -> Vec<ProductId> {
+    let compounds = cat.compounds_on(platform);
+    let ie_version = |id: &ProductId| -> u32 {
+        cat.catalog()
+            .product(id)
+            .and_then(|p| {
+                p.name
+                    .trim_start_matches("Internet Explorer")
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let newest_ie = compounds
+        .iter()
+        .filter(|(_, c)| *c == Component::InternetExplorer)
+        .max_by_key(|(id, _)| ie_version(id))
+        .map(|(id, _)| id.clone());
+    compounds
+        .iter()
+        .filter(|(id, c)| match c {
+            Component::InternetExplorer => Some(id) == newest_ie.as_ref(),
+            other => other.in_box(),
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+fn describe_kind(k: OsKind) -> &'static str {
+    match k {
+        OsKind::Windows7 => "Windows 7",
+        OsKind::Windows81 => "Windows 8.1",
+        OsKind::WindowsRt81 => "Windows RT 8.1",
+        OsKind::Windows10 => "Windows 10",
+        OsKind::Windows11 => "Windows 11",
+        OsKind::Server2008 => "Windows Server 2008",
+        OsKind::Server2008R2 => "Windows Server 2008 R2",
+        OsKind::Server2012 => "Windows Server 2012",
+        OsKind::Server2012R2 => "Windows Server 2012 R2",
+        OsKind::Server2016 => "Windows Server 2016",
+        OsKind::Server2019 => "Windows Server 2019",
+        OsKind::Server2022 => "Windows Server 2022",
+        OsKind::Server2022Edition23H2 => "Windows Server 2022, 23H2 Edition",
+        OsKind::Server2025 => "Windows Server 2025",
+        OsKind::ServerSemiAnnual => "Windows Server (semi-annual channel)",
+        OsKind::Other => "an unknown Windows version",
+    }
+}
+
+fn describe_arch(a: Arch) -> &'static str {
+    match a {
+        Arch::X64 => "x64",
+        Arch::X86 => "x86",
+        Arch::Arm64 => "ARM64",
+        Arch::Itanium => "Itanium",
+    }
+}
