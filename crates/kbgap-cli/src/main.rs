@@ -2,6 +2,7 @@
 
 mod catalog_cmd;
 mod progress;
+mod scan_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -29,6 +30,31 @@ enum Command {
     /// The security-update catalog (MSRC CVRF documents).
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Which security updates each device is missing (exit 0 none, 1 some, 2 errors).
+    Scan {
+        /// Device files: systeminfo, wmic qfe, Get-HotFix CSV, osquery JSON or kbgap JSON.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Evaluate against the catalog as it stood on this date (YYYY-MM-DD).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// JSON output (Defender PublicProductFixDto fields plus kbgap's).
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// CSV output, one row per device and KB.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Why one KB is or is not reported for a device.
+    Explain {
+        /// Device file.
+        file: PathBuf,
+        /// KB number.
+        kb: String,
+        /// Evaluate against the catalog as it stood on this date (YYYY-MM-DD).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +128,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             CatalogCommand::Show { kb, json } => catalog_cmd::show(db.as_deref(), &kb, json),
             CatalogCommand::Stats { json } => catalog_cmd::stats(db.as_deref(), json),
         },
+        Command::Scan {
+            files,
+            as_of,
+            json,
+            csv,
+        } => {
+            let format = if json {
+                scan_cmd::Format::Json
+            } else if csv {
+                scan_cmd::Format::Csv
+            } else {
+                scan_cmd::Format::Table
+            };
+            scan_cmd::scan(db.as_deref(), &files, as_of.as_deref(), format)
+        }
+        Command::Explain { file, kb, as_of } => {
+            scan_cmd::explain(db.as_deref(), &file, &kb, as_of.as_deref())
+        }
     }
 }
 
