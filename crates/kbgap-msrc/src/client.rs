@@ -374,9 +374,8 @@ mod tests {
             assert!(backoff_delay(u32::MAX, base, max, seed) <= max);
         }
         // Jitter actually varies with the seed.
-        let spread: std::collections::BTreeSet<Duration> = (0..20)
-            .map(|s| backoff_delay(4, base, max, s))
-            .collect();
+        let spread: std::collections::BTreeSet<Duration> =
+            (0..20).map(|s| backoff_delay(4, base, max, s)).collect();
         assert!(spread.len() > 10);
         assert_eq!(backoff_delay(3, Duration::ZERO, max, 7), Duration::ZERO);
     }

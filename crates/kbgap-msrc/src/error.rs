@@ -1,8 +1,7 @@
 //! The one error type of the MSRC client: each value prints as a single line naming the URL and the cause.
 
 /// Hint appended to "cannot reach" errors: syncing needs the network, importing does not.
-pub const OFFLINE_HINT: &str =
-    "are you offline? use `kbgap catalog import` with downloaded files";
+pub const OFFLINE_HINT: &str = "are you offline? use `kbgap catalog import` with downloaded files";
 
 /// Why a request to the MSRC API (or a mirror of it) failed.
 ///
@@ -184,7 +183,10 @@ mod tests {
 
     #[test]
     fn snippet_collapses_whitespace_and_truncates() {
-        assert_eq!(snippet(b"\xEF\xBB\xBF  <html>\r\n <body>x", 100), "<html> <body>x");
+        assert_eq!(
+            snippet(b"\xEF\xBB\xBF  <html>\r\n <body>x", 100),
+            "<html> <body>x"
+        );
         assert_eq!(snippet(b"abcdef", 3), "abc…");
         assert_eq!(snippet(b"", 10), "");
     }

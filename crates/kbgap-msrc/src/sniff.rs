@@ -47,7 +47,11 @@ fn root_kind(body: &[u8]) -> Root {
             }
         } else if rest.starts_with(b"<!") {
             let end = find(rest, b">").unwrap_or(rest.len());
-            if rest[..end].to_ascii_lowercase().windows(4).any(|w| w == b"html") {
+            if rest[..end]
+                .to_ascii_lowercase()
+                .windows(4)
+                .any(|w| w == b"html")
+            {
                 return Root::Other("an HTML page".into());
             }
             rest = &rest[(end + 1).min(rest.len())..];
@@ -105,10 +109,16 @@ mod tests {
 
     #[test]
     fn rejects_html_json_and_other_xml() {
-        assert_eq!(found(b"<!DOCTYPE html><html><body>Oops</body></html>"), "an HTML page");
+        assert_eq!(
+            found(b"<!DOCTYPE html><html><body>Oops</body></html>"),
+            "an HTML page"
+        );
         assert_eq!(found(b"\n<HTML><HEAD>"), "an HTML page");
         assert_eq!(found(br#"{"DocumentTitle":{}}"#), "JSON");
-        assert_eq!(found(b"<?xml version=\"1.0\"?><error/>"), "XML whose root element is <error>");
+        assert_eq!(
+            found(b"<?xml version=\"1.0\"?><error/>"),
+            "XML whose root element is <error>"
+        );
         assert_eq!(found(b""), "an empty body");
         assert_eq!(found(b"Service Unavailable"), "text that is not XML");
         assert_eq!(found(b"<?xml version"), "an unterminated XML declaration");

@@ -299,7 +299,15 @@ mod tests {
         assert_eq!("2016-04".parse::<Month>().unwrap(), m);
         assert!("2016-May".parse::<Month>().unwrap() > m);
         assert!("2015-Dec".parse::<Month>().unwrap() < m);
-        for bad in ["2016", "16-Apr", "2016-April", "2016-13", "2016-00", "Oct-OOB", ""] {
+        for bad in [
+            "2016",
+            "16-Apr",
+            "2016-April",
+            "2016-13",
+            "2016-00",
+            "Oct-OOB",
+            "",
+        ] {
             let e = bad.parse::<Month>().unwrap_err();
             assert!(e.to_string().contains("YYYY-Mon"), "{bad}: {e}");
         }
@@ -342,7 +350,10 @@ mod tests {
         assert_eq!(plan.skipped_before_from, 0);
 
         let empty = plan_sync(&remote, &[], None);
-        assert_eq!(ids(&empty), ["2020-Jan", "2020-Feb", "2020-Mar", "2020-Apr"]);
+        assert_eq!(
+            ids(&empty),
+            ["2020-Jan", "2020-Feb", "2020-Mar", "2020-Apr"]
+        );
         assert_eq!(empty.up_to_date, 0);
     }
 

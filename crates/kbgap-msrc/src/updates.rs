@@ -176,7 +176,10 @@ mod tests {
         let mar = &list.entries[0];
         assert_eq!(mar.id.as_str(), "2024-Mar");
         assert_eq!(mar.title, "March 2024 Security Updates");
-        assert_eq!(mar.current_release.to_rfc3339(), "2024-03-28T07:00:00+00:00");
+        assert_eq!(
+            mar.current_release.to_rfc3339(),
+            "2024-03-28T07:00:00+00:00"
+        );
         assert_eq!(
             mar.cvrf_url.as_deref(),
             Some("https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/2024-Mar")
@@ -184,7 +187,10 @@ mod tests {
         let feb = &list.entries[1];
         assert_eq!(feb.alias, "2023-Feb");
         assert_eq!(feb.title, "");
-        assert_eq!(feb.initial_release.to_rfc3339(), "2023-02-14T08:00:00+00:00");
+        assert_eq!(
+            feb.initial_release.to_rfc3339(),
+            "2023-02-14T08:00:00+00:00"
+        );
 
         let reasons: Vec<(usize, &str)> = list
             .skipped
@@ -212,7 +218,12 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let text = err.to_string();
-        assert!(text.starts_with(&format!("{URL}: invalid updates JSON at line 2 column 10: expected value")), "{text}");
+        assert!(
+            text.starts_with(&format!(
+                "{URL}: invalid updates JSON at line 2 column 10: expected value"
+            )),
+            "{text}"
+        );
     }
 
     #[test]
