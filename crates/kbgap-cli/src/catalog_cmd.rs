@@ -228,10 +228,55 @@ pub fn import(db: Option<&str>, paths: &[PathBuf], keep_going: bool, json: bool)
     })
 }
 
-/// `kbgap catalog sync`
+/// `kbgap catalog sync`: fetch documents that are new or re-published since what is stored.
+/// Each document is imported in its own transaction, so an interrupted sync keeps what it fetched.
 pub fn sync(db: Option<&str>, from: Option<&str>, base_url: &str, retries: u32) -> Result<ExitCode> {
-    let _ = (db, from, base_url, retries);
-    bail!("sync is not wired yet")
+    use kbgap_msrc::{plan_sync, run_sync, ClientOptions, MonthFilter, MsrcClient, SyncError};
+    let from: Option<MonthFilter> = from
+        .map(|f| f.parse().map_err(|e| anyhow::anyhow!("--from {f:?}: {e}")))
+        .transpose()?;
+    let mut store = open_store(db)?;
+    let client = MsrcClient::new(
+        base_url,
+        ClientOptions {
+            retries,
+            ..ClientOptions::default()
+        },
+    )?;
+    let list = client.list_updates_detailed()?;
+    let plan = plan_sync(&list.entries, &store.document_heads()?, from);
+    let bar = progress::bar(plan.to_fetch.len() as u64, "syncing");
+    let mut import = ImportReport::default();
+    let mut report = run_sync(&client, &plan, |entry, bytes| {
+        let url = client.document_url(&entry.id);
+        let (parsed, format) = parse_document(&bytes, &url).map_err(SyncError::Parse)?;
+        import.record_issues(&parsed.issues);
+        let outcome = store
+            .import(vec![ImportItem {
+                parsed,
+                source: bytes,
+                format,
+                origin: url,
+            }])
+            .map_err(|e| SyncError::Store(Box::new(e)))?;
+        for (id, action) in &outcome {
+            import.record(id, action);
+        }
+        bar.inc(1);
+        Ok(())
+    });
+    bar.finish_and_clear();
+    report.skipped_bad_entries = list.skipped.len();
+    import.print(false)?;
+    println!("{report}");
+    for f in &report.failures {
+        eprintln!("error: {}: {}", f.id, f.error);
+    }
+    Ok(if report.is_complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// `kbgap catalog show KB`
