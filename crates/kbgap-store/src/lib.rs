@@ -10,9 +10,9 @@ mod url;
 pub use url::{default_db_path, redact_url, DbLocation};
 
 use chrono::{DateTime, Utc};
-use std::cmp::Ordering;
 use kbgap_catalog::{Document, DocumentHead, ParseIssue, ParsedDocument, SourceFormat};
 use kbgap_core::{DocumentId, KbId};
+use std::cmp::Ordering;
 
 /// Errors from any backend, without driver types.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +126,10 @@ pub trait CatalogStore: Send {
     fn document_heads(&self) -> Result<Vec<DocumentHead>, StoreError>;
     /// Imports documents in one transaction: all or nothing. Documents whose stored copy has the
     /// same head are left alone; older revisions are replaced.
-    fn import(&mut self, items: Vec<ImportItem>) -> Result<Vec<(DocumentId, ImportAction)>, StoreError>;
+    fn import(
+        &mut self,
+        items: Vec<ImportItem>,
+    ) -> Result<Vec<(DocumentId, ImportAction)>, StoreError>;
     /// Every stored document (optionally only those initially released on or before `as_of`).
     fn load_documents(&self, as_of: Option<DateTime<Utc>>) -> Result<Vec<Document>, StoreError>;
     /// The documents in which `kb` is a remediation or is superseded.
@@ -171,11 +174,19 @@ pub fn compare_heads(a: &DocumentHead, b: &DocumentHead) -> Option<Ordering> {
     let (ra, rb) = (revision_parts(&a.revision)?, revision_parts(&b.revision)?);
     let len = ra.len().max(rb.len());
     let pad = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
-    Some((0..len).map(|i| pad(&ra, i).cmp(&pad(&rb, i))).find(|o| o.is_ne()).unwrap_or(Ordering::Equal))
+    Some(
+        (0..len)
+            .map(|i| pad(&ra, i).cmp(&pad(&rb, i)))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal),
+    )
 }
 
 fn revision_parts(text: &str) -> Option<Vec<u64>> {
-    text.trim().split('.').map(|p| p.parse::<u64>().ok()).collect()
+    text.trim()
+        .split('.')
+        .map(|p| p.parse::<u64>().ok())
+        .collect()
 }
 
 /// Opens the catalog store named by `url_or_path`: `sqlite://PATH`, `sqlite:PATH`,

@@ -28,7 +28,9 @@ impl DbLocation {
         if lower == "sqlite::memory:" || lower == "sqlite://:memory:" || t == ":memory:" {
             return Ok(Self::SqliteMemory);
         }
-        if let Some(rest) = strip_prefix_ci(t, "sqlite://").or_else(|| strip_prefix_ci(t, "sqlite:")) {
+        if let Some(rest) =
+            strip_prefix_ci(t, "sqlite://").or_else(|| strip_prefix_ci(t, "sqlite:"))
+        {
             if rest.is_empty() {
                 return Err(StoreError::UnsupportedUrl {
                     url: t.to_owned(),
@@ -39,12 +41,12 @@ impl DbLocation {
         }
         if let Some(scheme) = url_scheme(t) {
             let reason = match scheme.to_ascii_lowercase().as_str() {
-                "postgres" | "postgresql" => "PostgreSQL support is not built yet; use a SQLite path \
+                "postgres" | "postgresql" => {
+                    "PostgreSQL support is not built yet; use a SQLite path \
                                               (sqlite://PATH or a file path) for now"
-                    .to_owned(),
-                other => format!(
-                    "unknown scheme `{other}`; expected sqlite://PATH or a file path"
-                ),
+                        .to_owned()
+                }
+                other => format!("unknown scheme `{other}`; expected sqlite://PATH or a file path"),
             };
             return Err(StoreError::UnsupportedUrl {
                 url: redact_url(t),
@@ -57,7 +59,8 @@ impl DbLocation {
 
 fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 /// The scheme of `scheme://...` text (RFC 3986 scheme characters), else `None`.
@@ -65,7 +68,8 @@ fn url_scheme(text: &str) -> Option<&str> {
     let (scheme, _) = text.split_once("://")?;
     let mut chars = scheme.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-    (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))).then_some(scheme)
+    (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+        .then_some(scheme)
 }
 
 /// Replaces the password of `scheme://user:password@host/...` and any `password=` query

@@ -57,7 +57,13 @@ fn kill_mid_import_keeps_previous_catalog() {
     };
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "kill_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "kill_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DB, &db)
         .env(CHILD_MARKER, &marker)
         .stdout(Stdio::null())
@@ -69,7 +75,10 @@ fn kill_mid_import_keeps_previous_catalog() {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("child exited before reaching mid-transaction: {status}");
         }
-        assert!(Instant::now() < deadline, "child never reached mid-transaction");
+        assert!(
+            Instant::now() < deadline,
+            "child never reached mid-transaction"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // The transaction has written rows (and spilled pages to the WAL): kill -9 now.
@@ -78,10 +87,16 @@ fn kill_mid_import_keeps_previous_catalog() {
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "child must die by the signal");
-    assert!(wal_len > 500_000, "expected uncommitted pages in the WAL, found {wal_len} bytes");
+    assert!(
+        wal_len > 500_000,
+        "expected uncommitted pages in the WAL, found {wal_len} bytes"
+    );
 
     let store = SqliteStore::open(&db).unwrap();
-    assert!(store.integrity_check().unwrap().is_empty(), "integrity_check reports problems");
+    assert!(
+        store.integrity_check().unwrap().is_empty(),
+        "integrity_check reports problems"
+    );
     assert_eq!(store.catalog_generation().unwrap(), generation);
     assert_eq!(store.document_infos().unwrap(), before_infos);
     assert_eq!(store.load_documents(None).unwrap(), before_docs);

@@ -20,8 +20,18 @@ fn mar() -> DocBuilder {
     DocBuilder::new("2020-Mar", utc(2020, 3, 10))
         .vuln("CVE-2020-0796", 4551762, &[4540673])
         .vuln("CVE-2020-0684", 4540673, &[4532693, 4528760])
-        .issue(Some("CVE-2020-0684"), "Remediation/Supercedence", "junk token `20.0.1` dropped", Some(812))
-        .issue(None, "ProductTree/FullProductName", "duplicate product 11713 dropped", None)
+        .issue(
+            Some("CVE-2020-0684"),
+            "Remediation/Supercedence",
+            "junk token `20.0.1` dropped",
+            Some(812),
+        )
+        .issue(
+            None,
+            "ProductTree/FullProductName",
+            "duplicate product 11713 dropped",
+            None,
+        )
 }
 
 fn feb() -> DocBuilder {
@@ -51,7 +61,9 @@ fn migrations_apply_on_fresh_file_and_are_idempotent() {
         .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, migrate::MIGRATIONS.len() as i64);
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
@@ -94,14 +106,26 @@ fn import_then_load_round_trips_exactly() {
     let actions = store.import(vec![m.clone(), f]).unwrap();
     assert_eq!(
         actions,
-        vec![(id("2020-Mar"), ImportAction::Added), (id("2020-Feb"), ImportAction::Added)]
+        vec![
+            (id("2020-Mar"), ImportAction::Added),
+            (id("2020-Feb"), ImportAction::Added)
+        ]
     );
     // Ordered by initial release, equal to what was imported.
     assert_eq!(store.load_documents(None).unwrap(), expected);
     // as_of filters by initial release (inclusive).
-    assert_eq!(ids(&store.load_documents(Some(utc(2020, 3, 1))).unwrap()), ["2020-Feb"]);
-    assert_eq!(store.load_documents(Some(utc(2020, 3, 10))).unwrap().len(), 2);
-    assert!(store.load_documents(Some(utc(2019, 1, 1))).unwrap().is_empty());
+    assert_eq!(
+        ids(&store.load_documents(Some(utc(2020, 3, 1))).unwrap()),
+        ["2020-Feb"]
+    );
+    assert_eq!(
+        store.load_documents(Some(utc(2020, 3, 10))).unwrap().len(),
+        2
+    );
+    assert!(store
+        .load_documents(Some(utc(2019, 1, 1)))
+        .unwrap()
+        .is_empty());
 
     // Heads, infos, issues, source.
     let heads = store.document_heads().unwrap();
@@ -124,7 +148,9 @@ fn import_then_load_round_trips_exactly() {
 fn realistic_document_round_trips() {
     let mut store = SqliteStore::open_in_memory().unwrap();
     let doc = realistic_document(3, "2.1");
-    store.import(vec![common::item_with_source(doc.clone(), 100_000)]).unwrap();
+    store
+        .import(vec![common::item_with_source(doc.clone(), 100_000)])
+        .unwrap();
     assert_eq!(store.load_documents(None).unwrap(), vec![doc]);
 }
 
@@ -132,13 +158,19 @@ fn realistic_document_round_trips() {
 fn documents_mentioning_uses_fixes_and_supersedence() {
     let mut store = SqliteStore::open_in_memory().unwrap();
     store.import(vec![mar().item(), feb().item()]).unwrap();
-    assert_eq!(ids(&store.documents_mentioning(KbId::new(4551762)).unwrap()), ["2020-Mar"]);
+    assert_eq!(
+        ids(&store.documents_mentioning(KbId::new(4551762)).unwrap()),
+        ["2020-Mar"]
+    );
     // 4532693 is fixed in Feb and superseded in Mar.
     assert_eq!(
         ids(&store.documents_mentioning(KbId::new(4532693)).unwrap()),
         ["2020-Feb", "2020-Mar"]
     );
-    assert!(store.documents_mentioning(KbId::new(1234567)).unwrap().is_empty());
+    assert!(store
+        .documents_mentioning(KbId::new(1234567))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -158,7 +190,10 @@ fn same_head_is_unchanged_and_keeps_generation() {
     assert_eq!(store.document_infos().unwrap(), infos);
     // Numerically equal revision text ("1.0" vs "1") is the same head too.
     let same = DocBuilder::new("2020-Mar", utc(2020, 3, 10)).revision("1.0", utc(2020, 3, 10));
-    assert_eq!(store.import(vec![same.item()]).unwrap()[0].1, ImportAction::Unchanged);
+    assert_eq!(
+        store.import(vec![same.item()]).unwrap()[0].1,
+        ImportAction::Unchanged
+    );
     assert_eq!(store.catalog_generation().unwrap(), generation);
 }
 
@@ -181,10 +216,19 @@ fn newer_revision_replaces_document_and_its_kbs() {
         )]
     );
     assert_eq!(store.catalog_generation().unwrap(), generation + 1);
-    assert!(store.documents_mentioning(KbId::new(4551762)).unwrap().is_empty());
-    assert_eq!(store.documents_mentioning(KbId::new(4560960)).unwrap(), vec![expected]);
+    assert!(store
+        .documents_mentioning(KbId::new(4551762))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.documents_mentioning(KbId::new(4560960)).unwrap(),
+        vec![expected]
+    );
     // 4532693 now only in Feb.
-    assert_eq!(ids(&store.documents_mentioning(KbId::new(4532693)).unwrap()), ["2020-Feb"]);
+    assert_eq!(
+        ids(&store.documents_mentioning(KbId::new(4532693)).unwrap()),
+        ["2020-Feb"]
+    );
     // Old issues are gone with the old revision.
     assert!(store.parse_issues().unwrap().is_empty());
     assert_eq!(store.document_heads().unwrap().len(), 2);
@@ -195,7 +239,9 @@ fn same_date_higher_revision_number_replaces() {
     let mut store = SqliteStore::open_in_memory().unwrap();
     let at = utc(2020, 3, 10);
     store
-        .import(vec![DocBuilder::new("2020-Mar", at).revision("1.9", at).item()])
+        .import(vec![DocBuilder::new("2020-Mar", at)
+            .revision("1.9", at)
+            .item()])
         .unwrap();
     let newer = DocBuilder::new("2020-Mar", at).revision("1.10", at);
     assert!(matches!(
@@ -252,16 +298,27 @@ fn failed_batch_leaves_previous_catalog_intact() {
         .revision("5", utc(2020, 5, 1))
         .vuln("CVE-2020-0796", 4560960, &[]);
     let added = DocBuilder::new("2020-Apr", utc(2020, 4, 14)).vuln("CVE-2020-1020", 4549951, &[]);
-    let err = store.import(vec![replacement.item(), added.item()]).unwrap_err();
-    assert!(err.to_string().contains("forced failure after 2020-Apr"), "{err}");
+    let err = store
+        .import(vec![replacement.item(), added.item()])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("forced failure after 2020-Apr"),
+        "{err}"
+    );
     store.set_import_hook(None);
 
     assert_eq!(store.catalog_generation().unwrap(), generation);
     assert_eq!(store.load_documents(None).unwrap(), before_docs);
     assert_eq!(store.document_infos().unwrap(), before_infos);
     assert_eq!(store.parse_issues().unwrap(), before_issues);
-    assert!(store.documents_mentioning(KbId::new(4560960)).unwrap().is_empty());
-    assert_eq!(ids(&store.documents_mentioning(KbId::new(4551762)).unwrap()), ["2020-Mar"]);
+    assert!(store
+        .documents_mentioning(KbId::new(4560960))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        ids(&store.documents_mentioning(KbId::new(4551762)).unwrap()),
+        ["2020-Mar"]
+    );
 }
 
 #[test]
@@ -281,9 +338,16 @@ fn stale_model_version_requires_reparse_and_same_head_reimport_refreshes() {
     drop(conn);
 
     match store.load_documents(None) {
-        Err(StoreError::Stale { id: stale, stored, current }) => {
+        Err(StoreError::Stale {
+            id: stale,
+            stored,
+            current,
+        }) => {
             assert_eq!(stale, id("2020-Mar"));
-            assert_eq!((stored, current), (i64::from(MODEL_VERSION) - 1, i64::from(MODEL_VERSION)));
+            assert_eq!(
+                (stored, current),
+                (i64::from(MODEL_VERSION) - 1, i64::from(MODEL_VERSION))
+            );
         }
         other => panic!("expected Stale, got {other:?}"),
     }

@@ -9,15 +9,36 @@ fn file(p: &str) -> DbLocation {
 
 #[test]
 fn sqlite_forms() {
-    assert_eq!(DbLocation::parse("sqlite:///var/lib/kbgap.db").unwrap(), file("/var/lib/kbgap.db"));
-    assert_eq!(DbLocation::parse("sqlite://rel/kbgap.db").unwrap(), file("rel/kbgap.db"));
-    assert_eq!(DbLocation::parse("SQLITE:kbgap.db").unwrap(), file("kbgap.db"));
+    assert_eq!(
+        DbLocation::parse("sqlite:///var/lib/kbgap.db").unwrap(),
+        file("/var/lib/kbgap.db")
+    );
+    assert_eq!(
+        DbLocation::parse("sqlite://rel/kbgap.db").unwrap(),
+        file("rel/kbgap.db")
+    );
+    assert_eq!(
+        DbLocation::parse("SQLITE:kbgap.db").unwrap(),
+        file("kbgap.db")
+    );
     assert_eq!(DbLocation::parse("/tmp/x.db").unwrap(), file("/tmp/x.db"));
     assert_eq!(DbLocation::parse("x.db").unwrap(), file("x.db"));
-    assert_eq!(DbLocation::parse(r"C:\data\kbgap.db").unwrap(), file(r"C:\data\kbgap.db"));
-    assert_eq!(DbLocation::parse("sqlite::memory:").unwrap(), DbLocation::SqliteMemory);
-    assert!(matches!(DbLocation::parse("sqlite://"), Err(StoreError::UnsupportedUrl { .. })));
-    assert!(matches!(DbLocation::parse("  "), Err(StoreError::UnsupportedUrl { .. })));
+    assert_eq!(
+        DbLocation::parse(r"C:\data\kbgap.db").unwrap(),
+        file(r"C:\data\kbgap.db")
+    );
+    assert_eq!(
+        DbLocation::parse("sqlite::memory:").unwrap(),
+        DbLocation::SqliteMemory
+    );
+    assert!(matches!(
+        DbLocation::parse("sqlite://"),
+        Err(StoreError::UnsupportedUrl { .. })
+    ));
+    assert!(matches!(
+        DbLocation::parse("  "),
+        Err(StoreError::UnsupportedUrl { .. })
+    ));
 }
 
 #[test]
@@ -31,14 +52,19 @@ fn postgres_is_recognised_but_not_built_and_password_is_redacted() {
         let text = err.to_string();
         assert!(matches!(err, StoreError::UnsupportedUrl { .. }), "{text}");
         assert!(!text.contains("s3cr3t"), "password leaked: {text}");
-        assert!(text.contains("PostgreSQL support is not built yet"), "{text}");
+        assert!(
+            text.contains("PostgreSQL support is not built yet"),
+            "{text}"
+        );
         assert!(text.contains("db.example"), "{text}");
     }
 }
 
 #[test]
 fn unknown_scheme_is_rejected_with_redaction() {
-    let err = DbLocation::parse("mysql://root:hunter2@localhost/kb").unwrap_err().to_string();
+    let err = DbLocation::parse("mysql://root:hunter2@localhost/kb")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown scheme `mysql`"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }

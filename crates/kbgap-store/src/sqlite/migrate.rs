@@ -6,10 +6,8 @@ use rusqlite::{Connection, TransactionBehavior};
 
 /// The migrations, in order. Version N is `migrations/sqlite/000N_*.sql`; never edit a released
 /// file, append a new one.
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../migrations/sqlite/0001_catalog.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/sqlite/0001_catalog.sql"))];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {
@@ -31,7 +29,11 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
     )
     .map_err(db)?;
     let current: i64 = tx
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
         .map_err(db)?;
     let supported = latest_version();
     if current > supported {

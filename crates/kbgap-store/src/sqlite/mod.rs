@@ -197,8 +197,10 @@ impl SqliteStore {
             url: location.clone(),
             message: e.to_string(),
         };
-        conn.busy_timeout(Duration::from_secs(30)).map_err(open_err)?;
-        conn.execute_batch("PRAGMA foreign_keys=ON;").map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(open_err)?;
+        conn.execute_batch("PRAGMA foreign_keys=ON;")
+            .map_err(open_err)?;
         migrate::migrate(&mut conn)?;
         Ok(Self {
             conn,
@@ -210,9 +212,11 @@ impl SqliteStore {
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         self.conn
-            .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                [],
+                |r| r.get(0),
+            )
             .map_err(db)
     }
 
@@ -311,9 +315,7 @@ impl SqliteStore {
             .map_err(db)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(db)?;
-        if let Some((id, stored, _)) = rows
-            .iter()
-            .find(|(_, v, _)| *v != i64::from(MODEL_VERSION))
+        if let Some((id, stored, _)) = rows.iter().find(|(_, v, _)| *v != i64::from(MODEL_VERSION))
         {
             return Err(StoreError::Stale {
                 id: parse_id(id)?,
@@ -342,6 +344,7 @@ impl CatalogStore for SqliteStore {
         // Outside the transaction: decide which items will probably be written and do the
         // expensive serialization/compression for those in parallel. The decision is re-made
         // inside the transaction (authoritative); a miss there is encoded inline.
+        let started = std::time::Instant::now();
         let before = self.stored_heads()?;
         let mut encoded: Vec<Option<Encoded>> = items
             .par_iter()
@@ -353,6 +356,7 @@ impl CatalogStore for SqliteStore {
             })
             .collect::<Result<_, _>>()?;
 
+        let encode_time = started.elapsed();
         let Self {
             conn, import_hook, ..
         } = self;
@@ -467,7 +471,15 @@ impl CatalogStore for SqliteStore {
             )
             .map_err(db)?;
         }
+        let write_time = started.elapsed() - encode_time;
         tx.commit().map_err(db)?;
+        tracing::debug!(
+            items = actions.len(),
+            ?encode_time,
+            ?write_time,
+            commit_time = ?(started.elapsed() - encode_time - write_time),
+            "import finished"
+        );
         Ok(actions)
     }
 

@@ -12,7 +12,9 @@ use kbgap_store::ImportItem;
 
 /// A UTC timestamp.
 pub fn utc(y: i32, m: u32, d: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, 7, 0, 0).single().expect("valid date")
+    Utc.with_ymd_and_hms(y, m, d, 7, 0, 0)
+        .single()
+        .expect("valid date")
 }
 
 fn pid(n: usize) -> ProductId {
@@ -60,12 +62,20 @@ impl DocBuilder {
     /// Adds a vulnerability fixed by `kb`, superseding `supersedes`.
     pub fn vuln(mut self, cve: &str, kb: u32, supersedes: &[u32]) -> Self {
         let n = self.doc.vulnerabilities.len();
-        self.doc.vulnerabilities.push(vulnerability(cve, n, kb, supersedes, 3));
+        self.doc
+            .vulnerabilities
+            .push(vulnerability(cve, n, kb, supersedes, 3));
         self
     }
 
     /// Adds a parse issue.
-    pub fn issue(mut self, cve: Option<&str>, field: &str, message: &str, line: Option<u64>) -> Self {
+    pub fn issue(
+        mut self,
+        cve: Option<&str>,
+        field: &str,
+        message: &str,
+        line: Option<u64>,
+    ) -> Self {
         self.issues.push(ParseIssue {
             document: Some(self.doc.id.clone()),
             cve: cve.map(str::to_owned),
@@ -105,7 +115,13 @@ impl DocBuilder {
 
 /// A vulnerability with `products` products, each with severity, impact, CVSS, and one Vendor
 /// Fix (KB `kb`) plus a Known Issue row; exercises every model field.
-pub fn vulnerability(cve: &str, n: usize, kb: u32, supersedes: &[u32], products: usize) -> Vulnerability {
+pub fn vulnerability(
+    cve: &str,
+    n: usize,
+    kb: u32,
+    supersedes: &[u32],
+    products: usize,
+) -> Vulnerability {
     let prods: Vec<ProductId> = (0..products).map(pid).collect();
     Vulnerability {
         cve: cve.parse::<CveId>().expect("cve id"),
@@ -123,7 +139,11 @@ pub fn vulnerability(cve: &str, n: usize, kb: u32, supersedes: &[u32], products:
             .iter()
             .map(|p| ProductSeverity {
                 product: p.clone(),
-                severity: if n % 2 == 0 { Severity::Critical } else { Severity::Important },
+                severity: if n % 2 == 1 {
+                    Severity::Critical
+                } else {
+                    Severity::Important
+                },
             })
             .collect(),
         impacts: prods
@@ -133,7 +153,7 @@ pub fn vulnerability(cve: &str, n: usize, kb: u32, supersedes: &[u32], products:
                 impact: "Remote Code Execution".into(),
             })
             .collect(),
-        exploited: Some(n % 7 == 0),
+        exploited: Some(n % 7 == 3),
         publicly_disclosed: None,
         cvss: prods
             .iter()
@@ -155,7 +175,11 @@ pub fn vulnerability(cve: &str, n: usize, kb: u32, supersedes: &[u32], products:
                         url: Some(format!("https://support.microsoft.com/help/{kb}")),
                         supersedes: supersedes.iter().copied().map(KbId::new).collect(),
                         supersedence_raw: (!supersedes.is_empty()).then(|| {
-                            supersedes.iter().map(u32::to_string).collect::<Vec<_>>().join("; ")
+                            supersedes
+                                .iter()
+                                .map(u32::to_string)
+                                .collect::<Vec<_>>()
+                                .join("; ")
                         }),
                         products: vec![p.clone()],
                         restart_required: Some("Yes".into()),
@@ -193,7 +217,13 @@ pub fn realistic_document(index: usize, revision: &str) -> Document {
     let vulns = (0..150)
         .map(|n| {
             let kb = 4_000_000 + (index * 10 + n % 10) as u32;
-            vulnerability(&format!("CVE-{year}-{:04}", 1000 + n), n, kb, &[kb - 7, kb - 11], 20)
+            vulnerability(
+                &format!("CVE-{year}-{:04}", 1000 + n),
+                n,
+                kb,
+                &[kb - 7, kb - 11],
+                20,
+            )
         })
         .collect();
     Document {
