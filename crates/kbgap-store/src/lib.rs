@@ -5,17 +5,29 @@
 //! indexes are derived in memory from the documents, so every backend stores the same few tables.
 
 pub mod sqlite;
+mod url;
+
+pub use url::{default_db_path, redact_url, DbLocation};
 
 use chrono::{DateTime, Utc};
 use kbgap_catalog::{Document, DocumentHead, ParseIssue, ParsedDocument, SourceFormat};
 use kbgap_core::{DocumentId, KbId};
+use std::cmp::Ordering;
 
 /// Errors from any backend, without driver types.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL names no backend we have, or is malformed.
-    #[error("unsupported database URL {0:?} (expected sqlite://PATH or a file path)")]
-    UnsupportedUrl(String),
+    ///
+    /// (A struct variant rather than the original tuple so the message can say *why*, e.g.
+    /// that PostgreSQL support is not built yet.)
+    #[error("unsupported database URL {url:?}: {reason}")]
+    UnsupportedUrl {
+        /// The URL with any password redacted.
+        url: String,
+        /// Why it is not supported and what to use instead.
+        reason: String,
+    },
     /// The database could not be opened or reached.
     #[error("cannot open database {url}: {message}")]
     Open {
@@ -39,6 +51,20 @@ pub enum StoreError {
         id: String,
         /// What failed.
         message: String,
+    },
+    /// A stored document was parsed by a kbgap with a different catalog model: it must be
+    /// re-parsed from its stored source ([`CatalogStore::stale_documents`]) and re-imported.
+    #[error(
+        "stored document {id} was parsed with catalog model version {stored}, this kbgap uses \
+         {current}: it needs re-parse from its stored source"
+    )]
+    Stale {
+        /// Document id.
+        id: DocumentId,
+        /// The model version it was stored with.
+        stored: i64,
+        /// `kbgap_catalog::MODEL_VERSION`.
+        current: i64,
     },
     /// Any other database failure.
     #[error("database error: {0}")]
@@ -100,7 +126,10 @@ pub trait CatalogStore: Send {
     fn document_heads(&self) -> Result<Vec<DocumentHead>, StoreError>;
     /// Imports documents in one transaction: all or nothing. Documents whose stored copy has the
     /// same head are left alone; older revisions are replaced.
-    fn import(&mut self, items: Vec<ImportItem>) -> Result<Vec<(DocumentId, ImportAction)>, StoreError>;
+    fn import(
+        &mut self,
+        items: Vec<ImportItem>,
+    ) -> Result<Vec<(DocumentId, ImportAction)>, StoreError>;
     /// Every stored document (optionally only those initially released on or before `as_of`).
     fn load_documents(&self, as_of: Option<DateTime<Utc>>) -> Result<Vec<Document>, StoreError>;
     /// The documents in which `kb` is a remediation or is superseded.
@@ -111,4 +140,61 @@ pub trait CatalogStore: Send {
     fn parse_issues(&self) -> Result<Vec<ParseIssue>, StoreError>;
     /// A number that changes whenever the catalog changes (replicas poll it).
     fn catalog_generation(&self) -> Result<i64, StoreError>;
+    /// Stored documents whose body was produced by a different catalog model version
+    /// (`kbgap_catalog::MODEL_VERSION`), with their source bytes: the caller re-parses them and
+    /// imports the results, which replace the stale rows even though their head is unchanged.
+    /// While any remain, [`CatalogStore::load_documents`] fails with [`StoreError::Stale`].
+    fn stale_documents(&self) -> Result<Vec<StaleDocument>, StoreError>;
+}
+
+/// A stored document that must be re-parsed because the catalog model changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleDocument {
+    /// Document id.
+    pub id: DocumentId,
+    /// The original source bytes (decompressed).
+    pub source: Vec<u8>,
+    /// The source form.
+    pub format: SourceFormat,
+    /// Where it originally came from.
+    pub origin: String,
+}
+
+/// Orders two heads of the same document: later `current_release` wins; on equal dates the
+/// revision numbers are compared numerically (dotted, `1` == `1.0`, `1.10` > `1.9`) when both
+/// parse. `None` means "not comparable" (same date, different non-numeric revisions).
+pub fn compare_heads(a: &DocumentHead, b: &DocumentHead) -> Option<Ordering> {
+    match a.current_release.cmp(&b.current_release) {
+        Ordering::Equal => {}
+        other => return Some(other),
+    }
+    if a.revision == b.revision {
+        return Some(Ordering::Equal);
+    }
+    let (ra, rb) = (revision_parts(&a.revision)?, revision_parts(&b.revision)?);
+    let len = ra.len().max(rb.len());
+    let pad = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
+    Some(
+        (0..len)
+            .map(|i| pad(&ra, i).cmp(&pad(&rb, i)))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal),
+    )
+}
+
+fn revision_parts(text: &str) -> Option<Vec<u64>> {
+    text.trim()
+        .split('.')
+        .map(|p| p.parse::<u64>().ok())
+        .collect()
+}
+
+/// Opens the catalog store named by `url_or_path`: `sqlite://PATH`, `sqlite:PATH`,
+/// `sqlite::memory:` or a bare file path select SQLite; `postgres://` / `postgresql://` are
+/// recognised but not built yet ([`StoreError::UnsupportedUrl`], password redacted).
+pub fn open(url_or_path: &str) -> Result<Box<dyn CatalogStore>, StoreError> {
+    match DbLocation::parse(url_or_path)? {
+        DbLocation::SqliteFile(path) => Ok(Box::new(sqlite::SqliteStore::open(&path)?)),
+        DbLocation::SqliteMemory => Ok(Box::new(sqlite::SqliteStore::open_in_memory()?)),
+    }
 }
