@@ -197,7 +197,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeProblem> {
     if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
         return done(decode_utf16(rest, false), TextEncoding::Utf16BeBom);
     }
-    if looks_utf16le(bytes) {
+    if bytes.len() >= 4 && bytes[1] == 0 && bytes[3] == 0 && looks_utf16le(bytes) {
         return done(decode_utf16(bytes, true), TextEncoding::Utf16Le);
     }
     // ASCII prefix then UTF-16LE: find the first "X\0Y\0Z\0W\0" run after printable ASCII.

@@ -8,23 +8,6 @@ use crate::decode::{self, TextEncoding};
 use crate::device::{classify_hotfix_item, Device, FactField, HotfixItem, HotfixListState, SourceFormat};
 use crate::error::InventoryError;
 
-/// Column names of `Win32_QuickFixEngineering` as wmic and Get-HotFix print them.
-const KNOWN_COLUMNS: &[&str] = &[
-    "caption",
-    "csname",
-    "description",
-    "fixcomments",
-    "hotfixid",
-    "installdate",
-    "installedby",
-    "installedon",
-    "name",
-    "servicepackineffect",
-    "status",
-    "source",
-    "pscomputername",
-];
-
 /// A header column: name (lower-case) and start offset in chars.
 #[derive(Debug, Clone)]
 struct Column {
@@ -43,8 +26,17 @@ fn find_header(lines: &[(usize, &str)]) -> Option<(usize, Vec<Column>)> {
         // Header words, with char offsets; a junk prefix glued to the first column name
         // (`Please wait while WMIC is being installed.Caption`) is cut at the known name.
         let chars: Vec<char> = l.chars().collect();
+        let lower_chars: Vec<char> = lower.chars().collect();
+        // Skip a junk prefix: start at the earliest leading column name (char offset).
+        let mut i = ["caption", "csname", "description", "source", "pscomputername"]
+            .iter()
+            .filter_map(|k| {
+                let kc: Vec<char> = k.chars().collect();
+                lower_chars.windows(kc.len()).position(|w| w == kc.as_slice())
+            })
+            .min()
+            .unwrap_or(0);
         let mut cols = Vec::new();
-        let mut i = 0;
         while i < chars.len() {
             if chars[i].is_whitespace() {
                 i += 1;
@@ -55,19 +47,8 @@ fn find_header(lines: &[(usize, &str)]) -> Option<(usize, Vec<Column>)> {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
-            let wl = word.to_lowercase();
-            if cols.is_empty() {
-                if let Some(k) = KNOWN_COLUMNS.iter().find(|k| wl.ends_with(*k)) {
-                    let skip = word.chars().count() - k.chars().count();
-                    cols.push(Column {
-                        name: (*k).to_owned(),
-                        start: start + skip,
-                    });
-                    continue;
-                }
-            }
             cols.push(Column {
-                name: wl,
+                name: word.to_lowercase(),
                 start,
             });
         }
