@@ -253,9 +253,8 @@ fn parse_csv_fields(text: &str, source: &str) -> Result<Vec<RawField>, Inventory
 /// value shaped like an OS version.
 pub fn looks_like_list(text: &str) -> bool {
     let fields = parse_list_fields(text);
-    fields.len() >= 3
-        && (fields.iter().any(|f| label_field(&f.label).is_some())
-            || fields.iter().any(|f| os_version_shape(&f.value)))
+    fields.iter().any(|f| label_field(&f.label).is_some())
+        || (fields.len() >= 3 && fields.iter().any(|f| os_version_shape(&f.value)))
 }
 
 /// True when `text` looks like `systeminfo /fo csv` output (a quoted header row naming a
