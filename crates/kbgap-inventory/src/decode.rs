@@ -134,9 +134,27 @@ fn looks_utf16le(bytes: &[u8]) -> bool {
 
 /// Labels whose appearance proves a legacy decoding right (non-ASCII ones matter).
 const PROBE_WORDS: &[&str] = &[
-    "Versión", "Revisión", "sistema operativo", "hôte", "système", "Système", "Correctif",
-    "主机名", "修补程序", "系统类型", "名称", "版本", "Имя узла", "Версия ОС", "Исправление",
-    "Тип системы", "Betriebssystem", "Prozessor", "Aggiornamenti", "Ubicación", "Mémoire",
+    "Versión",
+    "Revisión",
+    "sistema operativo",
+    "hôte",
+    "système",
+    "Système",
+    "Correctif",
+    "主机名",
+    "修补程序",
+    "系统类型",
+    "名称",
+    "版本",
+    "Имя узла",
+    "Версия ОС",
+    "Исправление",
+    "Тип системы",
+    "Betriebssystem",
+    "Prozessor",
+    "Aggiornamenti",
+    "Ubicación",
+    "Mémoire",
 ];
 
 fn score(text: &str) -> i64 {
@@ -230,7 +248,10 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeProblem> {
         (TextEncoding::Cp850, decode_cp850(bytes)),
         (
             TextEncoding::Gbk,
-            encoding_rs::GBK.decode_without_bom_handling(bytes).0.into_owned(),
+            encoding_rs::GBK
+                .decode_without_bom_handling(bytes)
+                .0
+                .into_owned(),
         ),
         (
             TextEncoding::Cp866,

@@ -1,7 +1,7 @@
 //! Format sniffing: `parse_any` decides whether bytes are systeminfo, a hotfix table/CSV,
 //! osquery JSON or a kbgap report, and dispatches to the right parser.
 
-use crate::decode::{self, Decoded, DecodeProblem, TextEncoding};
+use crate::decode::{self, DecodeProblem, Decoded, TextEncoding};
 use crate::device::Device;
 use crate::error::InventoryError;
 use crate::{osquery, qfe, report, systeminfo, wua};
@@ -20,7 +20,10 @@ pub fn decode_input(bytes: &[u8], source_name: &str) -> Result<Decoded, Inventor
 }
 
 /// Decodes input bytes, refusing binary input but accepting whitespace-only text.
-pub fn decode_input_allow_empty(bytes: &[u8], source_name: &str) -> Result<Decoded, InventoryError> {
+pub fn decode_input_allow_empty(
+    bytes: &[u8],
+    source_name: &str,
+) -> Result<Decoded, InventoryError> {
     if bytes.is_empty() {
         return Err(InventoryError::new(
             source_name,
@@ -61,7 +64,10 @@ pub fn sniff(text: &str) -> Option<Sniffed> {
     let t = text.trim_start();
     if t.starts_with('{') || t.starts_with('[') {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(t) {
-            if v.get("schema").and_then(|s| s.as_str()).is_some_and(|s| s.starts_with("kbgap.device/")) {
+            if v.get("schema")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| s.starts_with("kbgap.device/"))
+            {
                 return Some(Sniffed::KbgapReport);
             }
             if osquery::looks_like(&v) {

@@ -125,8 +125,7 @@ impl Arch {
     /// `32-bit`, `x86_64`, `arm64`.
     pub fn parse(text: &str) -> Option<Self> {
         let t = text.trim().to_ascii_lowercase();
-        if t.contains("arm64") || t.contains("aarch64") || (t.contains("arm") && t.contains("64"))
-        {
+        if t.contains("arm64") || t.contains("aarch64") || (t.contains("arm") && t.contains("64")) {
             Some(Self::Arm64)
         } else if t.contains("itanium") || t.contains("ia64") {
             Some(Self::Itanium)
@@ -365,7 +364,12 @@ pub fn edition_from_name(name: &str) -> Option<String> {
 impl OsInfo {
     /// Fills `family`, `release` and `edition` from `name_raw` and `build` (and a server hint),
     /// adding a warning when a Windows 10+ build is not in the release table.
-    pub fn classify(&mut self, server_hint: Option<bool>, source: &str, warnings: &mut Vec<InventoryWarning>) {
+    pub fn classify(
+        &mut self,
+        server_hint: Option<bool>,
+        source: &str,
+        warnings: &mut Vec<InventoryWarning>,
+    ) {
         self.family = classify_family(self.name_raw.as_deref(), self.build, server_hint);
         if let Some(b) = self.build {
             let r = release_for(self.family, b.build);
@@ -597,7 +601,10 @@ pub enum SourceFormat {
 impl SourceFormat {
     /// True for formats that carry only a KB list, no OS identity.
     pub fn is_kb_list_only(self) -> bool {
-        matches!(self, Self::WmicQfe | Self::GetHotFixCsv | Self::GetHotFixTable)
+        matches!(
+            self,
+            Self::WmicQfe | Self::GetHotFixCsv | Self::GetHotFixTable
+        )
     }
 }
 
@@ -866,7 +873,10 @@ mod tests {
             classify_hotfix_item("{7A068575-C5DB-43D9-BE20-3895D0C69B17}"),
             HotfixItem::Other(OtherHotfixKind::Guid)
         );
-        assert!(matches!(classify_hotfix_item("940157"), HotfixItem::Kb { .. }));
+        assert!(matches!(
+            classify_hotfix_item("940157"),
+            HotfixItem::Kb { .. }
+        ));
     }
 
     #[test]
@@ -877,16 +887,31 @@ mod tests {
             OsFamily::Windows11
         );
         assert_eq!(
-            classify_family(Some("Microsoftr Windows Serverr 2008 Standard "), b("6.0.6001"), None),
+            classify_family(
+                Some("Microsoftr Windows Serverr 2008 Standard "),
+                b("6.0.6001"),
+                None
+            ),
             OsFamily::Server2008
         );
         assert_eq!(
-            classify_family(Some("Microsoft Windows Server 2022 Standard"), b("10.0.25398"), None),
+            classify_family(
+                Some("Microsoft Windows Server 2022 Standard"),
+                b("10.0.25398"),
+                None
+            ),
             OsFamily::Server2022_23H2
         );
-        assert_eq!(classify_family(None, b("10.0.20348"), None), OsFamily::Server2022);
         assert_eq!(
-            classify_family(Some("Microsoft(R) Windows(R) XP Professional x64 Edition"), b("5.2.3790"), None),
+            classify_family(None, b("10.0.20348"), None),
+            OsFamily::Server2022
+        );
+        assert_eq!(
+            classify_family(
+                Some("Microsoft(R) Windows(R) XP Professional x64 Edition"),
+                b("5.2.3790"),
+                None
+            ),
             OsFamily::WindowsXp
         );
         assert_eq!(release_for(OsFamily::Windows11, 26100), Some("24H2"));

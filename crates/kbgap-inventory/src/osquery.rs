@@ -50,9 +50,13 @@ pub fn table_of(row: &Map<String, Value>) -> Option<Table> {
         Some(Table::Patches)
     } else if row.contains_key("path") && row.contains_key("data") {
         Some(Table::Registry)
-    } else if row.contains_key("platform") || (row.contains_key("major") && row.contains_key("build")) {
+    } else if row.contains_key("platform")
+        || (row.contains_key("major") && row.contains_key("build"))
+    {
         Some(Table::OsVersion)
-    } else if row.contains_key("name") && (row.contains_key("publisher") || row.contains_key("install_location")) {
+    } else if row.contains_key("name")
+        && (row.contains_key("publisher") || row.contains_key("install_location"))
+    {
         Some(Table::Programs)
     } else {
         None
@@ -104,7 +108,11 @@ fn rows<'a>(
         .enumerate()
         .map(|(i, r)| {
             r.as_object().ok_or_else(|| {
-                InventoryError::new(source_name, None, format!("{path}[{i}]: expected a row object"))
+                InventoryError::new(
+                    source_name,
+                    None,
+                    format!("{path}[{i}]: expected a row object"),
+                )
             })
         })
         .collect()
@@ -205,8 +213,11 @@ pub fn parse_value(
         {
             continue;
         }
-        let name = field(r, "name").unwrap_or_else(|| path.rsplit('\\').next().unwrap_or("").to_owned());
-        let Some(data) = field(r, "data") else { continue };
+        let name =
+            field(r, "name").unwrap_or_else(|| path.rsplit('\\').next().unwrap_or("").to_owned());
+        let Some(data) = field(r, "data") else {
+            continue;
+        };
         match name.to_ascii_lowercase().as_str() {
             "currentbuild" | "currentbuildnumber" => {
                 dev.fact(FactField::CurrentBuild, &data, None);
@@ -250,7 +261,9 @@ pub fn parse_value(
         match dev.os.build {
             Some(b) if b.build != cb => dev.warn(
                 None,
-                format!("registry CurrentBuild {cb} disagrees with os_version build {b}; registry kept"),
+                format!(
+                    "registry CurrentBuild {cb} disagrees with os_version build {b}; registry kept"
+                ),
             ),
             _ => {}
         }
@@ -270,7 +283,10 @@ pub fn parse_value(
 
     for (i, r) in patch_rows.iter().enumerate() {
         let Some(id) = field(r, "hotfix_id") else {
-            dev.warn(None, format!("$.patches[{i}]: row without hotfix_id ignored"));
+            dev.warn(
+                None,
+                format!("$.patches[{i}]: row without hotfix_id ignored"),
+            );
             continue;
         };
         if dev.host_name.is_none() {
@@ -278,12 +294,17 @@ pub fn parse_value(
         }
         dev.add_hotfix_item(&id, field(r, "installed_on"), None);
     }
-    dev.hotfix_list = if patch_rows.is_empty() && !matches!(v, Value::Object(m) if m.contains_key("patches")) {
-        HotfixListState::Unknown
-    } else {
-        dev.fact(FactField::Hotfixes, &format!("{} patches rows", patch_rows.len()), None);
-        HotfixListState::Complete
-    };
+    dev.hotfix_list =
+        if patch_rows.is_empty() && !matches!(v, Value::Object(m) if m.contains_key("patches")) {
+            HotfixListState::Unknown
+        } else {
+            dev.fact(
+                FactField::Hotfixes,
+                &format!("{} patches rows", patch_rows.len()),
+                None,
+            );
+            HotfixListState::Complete
+        };
 
     for r in &prog_rows {
         if let Some(name) = field(r, "name") {
@@ -295,7 +316,11 @@ pub fn parse_value(
         }
     }
     if !prog_rows.is_empty() {
-        dev.fact(FactField::Software, &format!("{} programs rows", prog_rows.len()), None);
+        dev.fact(
+            FactField::Software,
+            &format!("{} programs rows", prog_rows.len()),
+            None,
+        );
     }
     Ok(dev)
 }

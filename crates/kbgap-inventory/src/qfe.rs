@@ -5,7 +5,9 @@
 //! registry-based device with [`Device::merge_hotfixes`].
 
 use crate::decode::{self, TextEncoding};
-use crate::device::{classify_hotfix_item, Device, FactField, HotfixItem, HotfixListState, SourceFormat};
+use crate::device::{
+    classify_hotfix_item, Device, FactField, HotfixItem, HotfixListState, SourceFormat,
+};
 use crate::error::InventoryError;
 
 /// A header column: name (lower-case) and start offset in chars.
@@ -16,7 +18,7 @@ struct Column {
 }
 
 /// Finds a fixed-width table header: a line with `HotFixID` and `Description` as words.
-/// Returns (line index in `lines`, columns, offset of the first column in that line).
+/// Returns (index in `lines`, columns with char offsets in that line).
 fn find_header(lines: &[(usize, &str)]) -> Option<(usize, Vec<Column>)> {
     for (idx, (_, l)) in lines.iter().enumerate() {
         let lower = l.to_lowercase();
@@ -28,14 +30,22 @@ fn find_header(lines: &[(usize, &str)]) -> Option<(usize, Vec<Column>)> {
         let chars: Vec<char> = l.chars().collect();
         let lower_chars: Vec<char> = lower.chars().collect();
         // Skip a junk prefix: start at the earliest leading column name (char offset).
-        let mut i = ["caption", "csname", "description", "source", "pscomputername"]
-            .iter()
-            .filter_map(|k| {
-                let kc: Vec<char> = k.chars().collect();
-                lower_chars.windows(kc.len()).position(|w| w == kc.as_slice())
-            })
-            .min()
-            .unwrap_or(0);
+        let mut i = [
+            "caption",
+            "csname",
+            "description",
+            "source",
+            "pscomputername",
+        ]
+        .iter()
+        .filter_map(|k| {
+            let kc: Vec<char> = k.chars().collect();
+            lower_chars
+                .windows(kc.len())
+                .position(|w| w == kc.as_slice())
+        })
+        .min()
+        .unwrap_or(0);
         let mut cols = Vec::new();
         while i < chars.len() {
             if chars[i].is_whitespace() {
@@ -88,16 +98,16 @@ fn split_row(row: &str, cols: &[Column], origin: usize) -> Vec<Option<String>> {
                 end = i;
             }
         }
-        tokens.push((start.saturating_sub(origin), chars[start..end].iter().collect()));
+        tokens.push((
+            start.saturating_sub(origin),
+            chars[start..end].iter().collect(),
+        ));
     }
     let mut out: Vec<Option<String>> = vec![None; cols.len()];
     let mut next_free = 0usize;
     for (start, text) in tokens {
         let exact = cols.iter().position(|c| c.start == start);
-        let containing = cols
-            .iter()
-            .rposition(|c| c.start <= start)
-            .unwrap_or(0);
+        let containing = cols.iter().rposition(|c| c.start <= start).unwrap_or(0);
         let idx = match exact {
             Some(e) if e >= next_free => e,
             _ if containing >= next_free => containing,
@@ -136,7 +146,13 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Device, InventoryError> 
     }
 }
 
-fn record_kb(dev: &mut Device, id: &str, spie: Option<&str>, installed_on: Option<String>, line: Option<usize>) {
+fn record_kb(
+    dev: &mut Device,
+    id: &str,
+    spie: Option<&str>,
+    installed_on: Option<String>,
+    line: Option<usize>,
+) {
     // XP lists per-file entries as `HotFixID = File 1` with the KB in ServicePackInEffect.
     let id_is_kb = matches!(classify_hotfix_item(id), HotfixItem::Kb { .. });
     if !id_is_kb {
@@ -178,17 +194,23 @@ pub fn parse_table_text(
     let Some((hidx, cols)) = find_header(&lines) else {
         return Err(InventoryError::new(
             source_name,
-            lines.iter().find(|(_, l)| !l.trim().is_empty()).map(|(n, _)| *n),
+            lines
+                .iter()
+                .find(|(_, l)| !l.trim().is_empty())
+                .map(|(n, _)| *n),
             "expected a wmic qfe / Get-HotFix header line naming Description and HotFixID columns",
         ));
     };
-    let (hline, htext) = lines[hidx];
+    let (hline, _) = lines[hidx];
     if cols.iter().any(|c| c.name == "source") && !cols.iter().any(|c| c.name == "caption") {
         dev.source_format = SourceFormat::GetHotFixTable;
     }
     for (n, l) in &lines[..hidx] {
         if !l.trim().is_empty() {
-            dev.warn(Some(*n), format!("text before the table header ignored: {:?}", l.trim()));
+            dev.warn(
+                Some(*n),
+                format!("text before the table header ignored: {:?}", l.trim()),
+            );
         }
     }
     // Offset of the first column in the header line (a junk prefix is skipped).
@@ -200,11 +222,20 @@ pub fn parse_table_text(
             start: c.start - origin,
         })
         .collect();
-    let _ = htext;
-    dev.fact(FactField::Hotfixes, &format!("table header at line {hline}"), Some(hline));
+    dev.fact(
+        FactField::Hotfixes,
+        &format!("table header at line {hline}"),
+        Some(hline),
+    );
     let col = |name: &str| cols.iter().position(|c| c.name == name);
-    let (c_id, c_on, c_spie) = (col("hotfixid"), col("installedon"), col("servicepackineffect"));
-    let c_host = col("csname").or_else(|| col("source")).or_else(|| col("pscomputername"));
+    let (c_id, c_on, c_spie) = (
+        col("hotfixid"),
+        col("installedon"),
+        col("servicepackineffect"),
+    );
+    let c_host = col("csname")
+        .or_else(|| col("source"))
+        .or_else(|| col("pscomputername"));
     let mut rows = 0usize;
     for (n, l) in &lines[hidx + 1..] {
         let t = l.trim();
@@ -215,7 +246,10 @@ pub fn parse_table_text(
         let vals = split_row(l, &cols, 0);
         let get = |c: Option<usize>| c.and_then(|i| vals.get(i).cloned().flatten());
         let Some(id) = get(c_id) else {
-            dev.warn(Some(*n), format!("row without a HotFixID value ignored: {t:?}"));
+            dev.warn(
+                Some(*n),
+                format!("row without a HotFixID value ignored: {t:?}"),
+            );
             continue;
         };
         rows += 1;
@@ -291,7 +325,10 @@ pub fn parse_csv_text(
             continue;
         };
         if dev.host_name.is_none() {
-            if let Some(hn) = get("csname").or_else(|| get("source")).or_else(|| get("pscomputername")) {
+            if let Some(hn) = get("csname")
+                .or_else(|| get("source"))
+                .or_else(|| get("pscomputername"))
+            {
                 dev.fact(FactField::HostName, &hn, line);
                 dev.host_name = Some(hn);
             }
@@ -300,7 +337,11 @@ pub fn parse_csv_text(
         record_kb(&mut dev, &id, spie.as_deref(), get("installedon"), line);
     }
     if header.is_none() {
-        return Err(InventoryError::new(source_name, None, "Get-HotFix CSV without a header row"));
+        return Err(InventoryError::new(
+            source_name,
+            None,
+            "Get-HotFix CSV without a header row",
+        ));
     }
     dev.hotfix_list = HotfixListState::Complete;
     Ok(dev)

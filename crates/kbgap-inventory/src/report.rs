@@ -110,9 +110,15 @@ impl Ctx<'_> {
         InventoryError::new(self.source, None, format!("{path}: {msg}"))
     }
     fn obj<'v>(&self, v: &'v Value, path: &str) -> Result<&'v Map<String, Value>, InventoryError> {
-        v.as_object().ok_or_else(|| self.err(path, "expected an object"))
+        v.as_object()
+            .ok_or_else(|| self.err(path, "expected an object"))
     }
-    fn only_keys(&self, m: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<(), InventoryError> {
+    fn only_keys(
+        &self,
+        m: &Map<String, Value>,
+        path: &str,
+        allowed: &[&str],
+    ) -> Result<(), InventoryError> {
         for k in m.keys() {
             if !allowed.contains(&k.as_str()) {
                 return Err(self.err(
@@ -123,25 +129,49 @@ impl Ctx<'_> {
         }
         Ok(())
     }
-    fn req_str(&self, m: &Map<String, Value>, path: &str, key: &str) -> Result<String, InventoryError> {
-        self.opt_str(m, path, key)?
-            .ok_or_else(|| self.err(&format!("{path}.{key}"), "required string is missing or empty"))
+    fn req_str(
+        &self,
+        m: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Result<String, InventoryError> {
+        self.opt_str(m, path, key)?.ok_or_else(|| {
+            self.err(
+                &format!("{path}.{key}"),
+                "required string is missing or empty",
+            )
+        })
     }
-    fn opt_str(&self, m: &Map<String, Value>, path: &str, key: &str) -> Result<Option<String>, InventoryError> {
+    fn opt_str(
+        &self,
+        m: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Result<Option<String>, InventoryError> {
         match m.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.trim().to_owned()).filter(|s| !s.is_empty())),
             Some(_) => Err(self.err(&format!("{path}.{key}"), "expected a string")),
         }
     }
-    fn opt_u32(&self, m: &Map<String, Value>, path: &str, key: &str) -> Result<Option<u32>, InventoryError> {
+    fn opt_u32(
+        &self,
+        m: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Result<Option<u32>, InventoryError> {
         match m.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n
                 .as_u64()
                 .and_then(|x| u32::try_from(x).ok())
                 .map(Some)
-                .ok_or_else(|| self.err(&format!("{path}.{key}"), "expected a non-negative 32-bit integer")),
+                .ok_or_else(|| {
+                    self.err(
+                        &format!("{path}.{key}"),
+                        "expected a non-negative 32-bit integer",
+                    )
+                }),
             Some(_) => Err(self.err(&format!("{path}.{key}"), "expected an integer")),
         }
     }
@@ -149,26 +179,47 @@ impl Ctx<'_> {
 
 /// Reads and validates a report from a JSON value.
 pub fn validate(v: &Value, source_name: &str) -> Result<DeviceReport, InventoryError> {
-    let c = Ctx { source: source_name };
+    let c = Ctx {
+        source: source_name,
+    };
     let top = c.obj(v, "$")?;
-    c.only_keys(top, "$", &["schema", "hostName", "machineId", "collectedAt", "os", "hotfixes", "software"])?;
+    c.only_keys(
+        top,
+        "$",
+        &[
+            "schema",
+            "hostName",
+            "machineId",
+            "collectedAt",
+            "os",
+            "hotfixes",
+            "software",
+        ],
+    )?;
     let schema = c.req_str(top, "$", "schema")?;
     if schema != SCHEMA {
         return Err(c.err("$.schema", format!("expected {SCHEMA:?}, found {schema:?}")));
     }
     let host_name = c.req_str(top, "$", "hostName")?;
     let machine_id = match c.opt_str(top, "$", "machineId")? {
-        Some(s) => Some(
-            s.parse::<MachineId>()
-                .map_err(|_| c.err("$.machineId", format!("expected 40 hex characters, found {s:?}")))?,
-        ),
+        Some(s) => Some(s.parse::<MachineId>().map_err(|_| {
+            c.err(
+                "$.machineId",
+                format!("expected 40 hex characters, found {s:?}"),
+            )
+        })?),
         None => None,
     };
     let collected_at = c.req_str(top, "$", "collectedAt")?;
     if chrono::DateTime::parse_from_rfc3339(&collected_at).is_err() {
-        return Err(c.err("$.collectedAt", format!("expected an RFC 3339 time, found {collected_at:?}")));
+        return Err(c.err(
+            "$.collectedAt",
+            format!("expected an RFC 3339 time, found {collected_at:?}"),
+        ));
     }
-    let os_v = top.get("os").ok_or_else(|| c.err("$.os", "required object is missing"))?;
+    let os_v = top
+        .get("os")
+        .ok_or_else(|| c.err("$.os", "required object is missing"))?;
     let os_m = c.obj(os_v, "$.os")?;
     c.only_keys(
         os_m,
@@ -188,12 +239,17 @@ pub fn validate(v: &Value, source_name: &str) -> Result<DeviceReport, InventoryE
         ],
     )?;
     let current_build = match os_m.get("currentBuild") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) => {
+        Some(Value::String(s))
+            if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) =>
+        {
             s.trim().to_owned()
         }
         Some(Value::Number(n)) if n.as_u64().is_some() => n.to_string(),
         Some(other) => {
-            return Err(c.err("$.os.currentBuild", format!("expected digits, found {other}")))
+            return Err(c.err(
+                "$.os.currentBuild",
+                format!("expected digits, found {other}"),
+            ))
         }
         None => return Err(c.err("$.os.currentBuild", "required value is missing")),
     };
@@ -209,7 +265,10 @@ pub fn validate(v: &Value, source_name: &str) -> Result<DeviceReport, InventoryE
     let architecture = c.opt_str(os_m, "$.os", "architecture")?;
     if let Some(a) = &architecture {
         if Arch::parse(a).is_none() {
-            return Err(c.err("$.os.architecture", format!("expected x64, x86, arm64 or itanium, found {a:?}")));
+            return Err(c.err(
+                "$.os.architecture",
+                format!("expected x64, x86, arm64 or itanium, found {a:?}"),
+            ));
         }
     }
     let current_version = c.opt_str(os_m, "$.os", "currentVersion")?;
@@ -218,7 +277,10 @@ pub fn validate(v: &Value, source_name: &str) -> Result<DeviceReport, InventoryE
             .split_once('.')
             .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok());
         if !ok {
-            return Err(c.err("$.os.currentVersion", format!("expected `major.minor`, found {cv:?}")));
+            return Err(c.err(
+                "$.os.currentVersion",
+                format!("expected `major.minor`, found {cv:?}"),
+            ));
         }
     }
     let os = ReportOs {
@@ -234,8 +296,12 @@ pub fn validate(v: &Value, source_name: &str) -> Result<DeviceReport, InventoryE
         edition_id: c.opt_str(os_m, "$.os", "editionId")?,
         architecture,
     };
-    let hot_v = top.get("hotfixes").ok_or_else(|| c.err("$.hotfixes", "required array is missing"))?;
-    let hot_a = hot_v.as_array().ok_or_else(|| c.err("$.hotfixes", "expected an array"))?;
+    let hot_v = top
+        .get("hotfixes")
+        .ok_or_else(|| c.err("$.hotfixes", "required array is missing"))?;
+    let hot_a = hot_v
+        .as_array()
+        .ok_or_else(|| c.err("$.hotfixes", "expected an array"))?;
     let mut hotfixes = Vec::new();
     for (i, h) in hot_a.iter().enumerate() {
         let p = format!("$.hotfixes[{i}]");
@@ -278,13 +344,18 @@ pub fn validate(v: &Value, source_name: &str) -> Result<DeviceReport, InventoryE
 /// Parses report bytes into a [`Device`].
 pub fn parse(bytes: &[u8], source_name: &str) -> Result<Device, InventoryError> {
     let d = crate::detect::decode_input(bytes, source_name)?;
-    let v: Value = serde_json::from_str(&d.text)
-        .map_err(|e| InventoryError::new(source_name, Some(e.line()), format!("invalid JSON: {e}")))?;
+    let v: Value = serde_json::from_str(&d.text).map_err(|e| {
+        InventoryError::new(source_name, Some(e.line()), format!("invalid JSON: {e}"))
+    })?;
     to_device(&validate(&v, source_name)?, d.encoding, source_name)
 }
 
 /// Builds a [`Device`] from a validated report.
-pub fn to_device(r: &DeviceReport, encoding: TextEncoding, source_name: &str) -> Result<Device, InventoryError> {
+pub fn to_device(
+    r: &DeviceReport,
+    encoding: TextEncoding,
+    source_name: &str,
+) -> Result<Device, InventoryError> {
     let mut dev = Device::new(source_name, SourceFormat::KbgapReport);
     dev.fact(FactField::Encoding, encoding.name(), None);
     dev.host_name = Some(r.host_name.clone());
@@ -299,7 +370,11 @@ pub fn to_device(r: &DeviceReport, encoding: TextEncoding, source_name: &str) ->
     dev.os.name_raw = Some(os.product_name.clone());
     dev.fact(FactField::ProductName, &os.product_name, None);
     let build: u32 = os.current_build.parse().map_err(|_| {
-        InventoryError::new(source_name, None, format!("$.os.currentBuild: {:?} is too large", os.current_build))
+        InventoryError::new(
+            source_name,
+            None,
+            format!("$.os.currentBuild: {:?} is too large", os.current_build),
+        )
     })?;
     dev.fact(FactField::CurrentBuild, &os.current_build, None);
     let (major, minor) = match (os.current_major_version_number, os.current_minor_version_number) {
@@ -321,10 +396,7 @@ pub fn to_device(r: &DeviceReport, encoding: TextEncoding, source_name: &str) ->
         dev.fact(FactField::Ubr, &u.to_string(), None);
     }
     if let Some(sp) = &os.csd_version {
-        dev.os.service_pack = sp
-            .rsplit(' ')
-            .next()
-            .and_then(|n| n.parse().ok());
+        dev.os.service_pack = sp.rsplit(' ').next().and_then(|n| n.parse().ok());
     }
     let server_hint = os.installation_type.as_deref().map(|t| {
         dev.facts.push(crate::device::Fact {
@@ -359,12 +431,25 @@ pub fn to_device(r: &DeviceReport, encoding: TextEncoding, source_name: &str) ->
         dev.fact(FactField::DisplayVersion, dv, None);
     }
     for (i, h) in r.hotfixes.iter().enumerate() {
-        if dev.add_hotfix_item(&h.id, h.installed_on.clone(), None).is_none() {
-            dev.warn(None, format!("$.hotfixes[{i}].id: {:?} is not a KB; kept as another hotfix", h.id));
+        if dev
+            .add_hotfix_item(&h.id, h.installed_on.clone(), None)
+            .is_none()
+        {
+            dev.warn(
+                None,
+                format!(
+                    "$.hotfixes[{i}].id: {:?} is not a KB; kept as another hotfix",
+                    h.id
+                ),
+            );
         }
     }
     dev.hotfix_list = HotfixListState::Complete;
-    dev.fact(FactField::Hotfixes, &format!("{} hotfixes", r.hotfixes.len()), None);
+    dev.fact(
+        FactField::Hotfixes,
+        &format!("{} hotfixes", r.hotfixes.len()),
+        None,
+    );
     dev.software = r
         .software
         .iter()
@@ -396,6 +481,10 @@ mod tests {
             "hotfixes": [{"id": "KB1234567", "bogus": 1}]
         });
         let e = validate(&v, "r.json").unwrap_err();
-        assert!(e.to_string().starts_with("r.json: $.hotfixes[0].bogus: unknown key"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("r.json: $.hotfixes[0].bogus: unknown key"),
+            "{e}"
+        );
     }
 }

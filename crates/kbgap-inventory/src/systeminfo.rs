@@ -92,7 +92,17 @@ const LABELS: &[(&str, Field)] = &[
 ];
 
 /// Localised "not available" values of the Hotfix(s) field.
-const NOT_AVAILABLE: &[&str] = &["n/a", "n/d", "暂缺", "н/д", "nv", "n.v.", "n.d.", "nicht zutreffend", "brak"];
+const NOT_AVAILABLE: &[&str] = &[
+    "n/a",
+    "n/d",
+    "暂缺",
+    "н/д",
+    "nv",
+    "n.v.",
+    "n.d.",
+    "nicht zutreffend",
+    "brak",
+];
 
 fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).expect("valid built-in regex"))
@@ -129,8 +139,7 @@ struct RawField {
 
 /// Splits a top-level line at the first `:` that is followed by whitespace or the end.
 fn split_label(line: &str) -> Option<(&str, &str)> {
-    let mut iter = line.char_indices().peekable();
-    while let Some((i, c)) = iter.next() {
+    for (i, c) in line.char_indices() {
         if c == ':' || c == '：' {
             let rest = &line[i + c.len_utf8()..];
             if rest.is_empty() || rest.starts_with([' ', '\t']) {
@@ -214,7 +223,11 @@ fn parse_csv_fields(text: &str, source: &str) -> Result<Vec<RawField>, Inventory
         records.push((line, r));
     }
     let Some((_, header)) = records.first() else {
-        return Err(InventoryError::new(source, None, "systeminfo CSV has no header row"));
+        return Err(InventoryError::new(
+            source,
+            None,
+            "systeminfo CSV has no header row",
+        ));
     };
     let Some((vline, values)) = records.get(1) else {
         return Err(InventoryError::new(
@@ -260,13 +273,16 @@ pub fn looks_like_list(text: &str) -> bool {
 /// True when `text` looks like `systeminfo /fo csv` output (a quoted header row naming a
 /// known systeminfo label, then a values row).
 pub fn looks_like_csv(text: &str) -> bool {
-    let mut it = decode::lines(text).map(|(_, l)| l).filter(|l| !l.trim().is_empty());
+    let mut it = decode::lines(text)
+        .map(|(_, l)| l)
+        .filter(|l| !l.trim().is_empty());
     match (it.next(), it.next()) {
         (Some(h), Some(v)) => {
             h.trim_start().starts_with('"')
                 && v.trim_start().starts_with('"')
                 && h.split("\",\"").count() >= 5
-                && h.split("\",\"").any(|l| label_field(l.trim_matches('"')).is_some())
+                && h.split("\",\"")
+                    .any(|l| label_field(l.trim_matches('"')).is_some())
         }
         _ => false,
     }
@@ -290,7 +306,10 @@ pub fn parse_text(
     source_name: &str,
 ) -> Result<Device, InventoryError> {
     let (fields, format) = if looks_like_csv(text) {
-        (parse_csv_fields(text, source_name)?, SourceFormat::SysteminfoCsv)
+        (
+            parse_csv_fields(text, source_name)?,
+            SourceFormat::SysteminfoCsv,
+        )
     } else {
         (parse_list_fields(text), SourceFormat::Systeminfo)
     };
@@ -309,7 +328,8 @@ pub fn parse_text(
     let locale_known = labelled(Field::OsName) || labelled(Field::OsVersion);
 
     // OS Version, by label then by shape.
-    let version = find(Field::OsVersion).or_else(|| fields.iter().find(|f| os_version_shape(&f.value)));
+    let version =
+        find(Field::OsVersion).or_else(|| fields.iter().find(|f| os_version_shape(&f.value)));
     let Some(version) = version else {
         let last = fields.last().map(|f| (f.line, f.label.clone()));
         return Err(InventoryError::new(
@@ -391,7 +411,10 @@ pub fn parse_text(
         if dev.os.architecture.is_none() {
             dev.warn(
                 Some(s.line),
-                format!("System Type {:?} is not an architecture kbgap knows", s.value),
+                format!(
+                    "System Type {:?} is not an architecture kbgap knows",
+                    s.value
+                ),
             );
         }
     }
@@ -476,7 +499,10 @@ fn read_hotfixes(dev: &mut Device, h: &RawField) {
         .and_then(|m| m.as_str().parse().ok());
     let listed = u32::try_from(h.items.len()).unwrap_or(u32::MAX);
     let state = match declared {
-        Some(d) if d > listed => HotfixListState::Truncated { declared: d, listed },
+        Some(d) if d > listed => HotfixListState::Truncated {
+            declared: d,
+            listed,
+        },
         Some(d) => {
             if d < listed {
                 dev.warn(
@@ -501,11 +527,15 @@ fn read_hotfixes(dev: &mut Device, h: &RawField) {
     let n = h.items.len();
     for (i, item) in h.items.iter().enumerate() {
         let is_last = i + 1 == n;
-        if truncated && is_last && looks_cut(item, h.items.get(i.wrapping_sub(1)).filter(|_| i > 0)) {
+        if truncated && is_last && looks_cut(item, h.items.get(i.wrapping_sub(1)).filter(|_| i > 0))
+        {
             dev.push_other(&item.text, OtherHotfixKind::Cut, Some(item.line));
             dev.warn(
                 Some(item.line),
-                format!("last item {:?} of a truncated hotfix list looks cut; not read as a KB", item.text),
+                format!(
+                    "last item {:?} of a truncated hotfix list looks cut; not read as a KB",
+                    item.text
+                ),
             );
             continue;
         }
@@ -529,7 +559,11 @@ fn looks_cut(item: &Item, prev: Option<&Item>) -> bool {
     let r = re(&SUFFIX, r"^(?i)KB\d+(.*)$");
     match classify_hotfix_item(&item.text) {
         HotfixItem::Kb { .. } => {
-            let suffix = |t: &str| r.captures(t).and_then(|c| c.get(1)).map(|m| m.as_str().to_owned());
+            let suffix = |t: &str| {
+                r.captures(t)
+                    .and_then(|c| c.get(1))
+                    .map(|m| m.as_str().to_owned())
+            };
             match prev {
                 Some(p) => match (suffix(&p.text), suffix(&item.text)) {
                     (Some(a), Some(b)) => a != b,
@@ -553,8 +587,14 @@ mod tests {
             split_label("Virtual Memory: Max Size:  58,231 MB"),
             Some(("Virtual Memory", "Max Size:  58,231 MB"))
         );
-        assert_eq!(split_label("Registered Organization:   "), Some(("Registered Organization", "")));
-        assert_eq!(split_label("Microsoft Windows [Version 10.0.20348.2527]"), None);
+        assert_eq!(
+            split_label("Registered Organization:   "),
+            Some(("Registered Organization", ""))
+        );
+        assert_eq!(
+            split_label("Microsoft Windows [Version 10.0.20348.2527]"),
+            None
+        );
         assert_eq!(label_field("Revisión(es)"), Some(Field::Hotfixes));
         assert_eq!(label_field("OS 名称"), Some(Field::OsName));
     }

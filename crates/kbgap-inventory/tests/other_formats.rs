@@ -1,9 +1,7 @@
 //! Hand-written inputs: ver banner, systeminfo CSV, Get-HotFix, osquery, kbgap JSON, bad inputs.
 
 use kbgap_core::{Build, KbId};
-use kbgap_inventory::{
-    parse_any, Arch, FactField, HotfixListState, OsFamily, SourceFormat,
-};
+use kbgap_inventory::{parse_any, Arch, FactField, HotfixListState, OsFamily, SourceFormat};
 
 fn data(name: &str) -> Vec<u8> {
     std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/").to_owned() + name).unwrap()
@@ -17,7 +15,11 @@ fn ver_banner_gives_the_revision() {
     assert_eq!(d.os.build, Some(Build::new(10, 0, 20348, Some(2527))));
     assert_eq!(d.os.family, OsFamily::Server2022);
     assert_eq!(d.installed_kbs.len(), 2);
-    let banner = d.facts.iter().find(|f| f.field == FactField::VerBanner).unwrap();
+    let banner = d
+        .facts
+        .iter()
+        .find(|f| f.field == FactField::VerBanner)
+        .unwrap();
     assert_eq!(banner.line, Some(1));
 }
 
@@ -67,7 +69,10 @@ fn get_hotfix_csv_with_and_without_type_line() {
     assert_eq!(d.source_format, SourceFormat::GetHotFixCsv);
     assert_eq!(d.host_name.as_deref(), Some("WIN11-LAB"));
     assert!(d.has_kb(KbId::new(5050094)) && d.has_kb(KbId::new(5050021)));
-    assert_eq!(d.installed_kbs[0].installed_on.as_deref(), Some("1/14/2025 12:00:00 AM"));
+    assert_eq!(
+        d.installed_kbs[0].installed_on.as_deref(),
+        Some("1/14/2025 12:00:00 AM")
+    );
     let d = parse_any(&data("gethotfix_notype.csv"), "gh2.csv").unwrap();
     assert_eq!(d.host_name.as_deref(), Some("SRV01"));
     assert_eq!(d.installed_kbs.len(), 1);
@@ -79,7 +84,10 @@ fn get_hotfix_table() {
     assert_eq!(d.source_format, SourceFormat::GetHotFixTable);
     assert_eq!(d.host_name.as_deref(), Some("SRV01"));
     assert_eq!(d.installed_kbs.len(), 2);
-    assert_eq!(d.installed_kbs[1].installed_on.as_deref(), Some("1/10/2024 12:00:00 AM"));
+    assert_eq!(
+        d.installed_kbs[1].installed_on.as_deref(),
+        Some("1/10/2024 12:00:00 AM")
+    );
 }
 
 #[test]
@@ -132,10 +140,19 @@ fn kbgap_report_round_trip() {
 fn kbgap_report_errors_name_the_path() {
     let bad = String::from_utf8(data("kbgap_report.json"))
         .unwrap()
-        .replace("\"machineId\": \"2339ad14a01bd0299afb93dfa2550136057bff96\"", "\"machineId\": \"xyz\"");
+        .replace(
+            "\"machineId\": \"2339ad14a01bd0299afb93dfa2550136057bff96\"",
+            "\"machineId\": \"xyz\"",
+        );
     let e = parse_any(bad.as_bytes(), "r.json").unwrap_err();
-    assert!(e.to_string().starts_with("r.json: $.machineId: expected 40 hex"), "{e}");
-    let bad = String::from_utf8(data("kbgap_report.json")).unwrap().replace("\"26100\"", "\"26100a\"");
+    assert!(
+        e.to_string()
+            .starts_with("r.json: $.machineId: expected 40 hex"),
+        "{e}"
+    );
+    let bad = String::from_utf8(data("kbgap_report.json"))
+        .unwrap()
+        .replace("\"26100\"", "\"26100a\"");
     let e = parse_any(bad.as_bytes(), "r.json").unwrap_err();
     assert!(e.to_string().contains("$.os.currentBuild"), "{e}");
 }
@@ -163,7 +180,11 @@ fn truncated_systeminfo_names_the_missing_field() {
     let e = parse_any(cut.as_bytes(), "cut.txt").unwrap_err();
     assert_eq!(e.line, Some(10));
     assert!(e.message.contains("Hotfix(s)"), "{e}");
-    assert!(e.to_string().starts_with("cut.txt:10: systeminfo output is cut"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("cut.txt:10: systeminfo output is cut"),
+        "{e}"
+    );
     let cut: String = SRV2022.lines().take(7).collect::<Vec<_>>().join("\r\n");
     let e = parse_any(cut.as_bytes(), "cut2.txt").unwrap_err();
     assert!(e.message.contains("OS Version"), "{e}");

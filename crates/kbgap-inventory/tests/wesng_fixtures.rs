@@ -30,7 +30,11 @@ fn load(name: &str) -> Device {
 #[test]
 fn every_systeminfo_fixture_parses_to_a_known_os() {
     let names = files("_systeminfo");
-    assert_eq!(names.len(), 49, "detection.md §6 promises 49 systeminfo files");
+    assert_eq!(
+        names.len(),
+        49,
+        "detection.md §6 promises 49 systeminfo files"
+    );
     let mut summary = String::new();
     for n in &names {
         let d = load(n);
@@ -85,7 +89,8 @@ fn every_wua_list_parses_and_is_not_a_device() {
     }
     insta::assert_snapshot!("wua_summaries", summary);
     let a = wua::parse(
-        &std::fs::read(dir().join("10_1803_x64_proforworkstations_en-us_A_20190305_updates.txt")).unwrap(),
+        &std::fs::read(dir().join("10_1803_x64_proforworkstations_en-us_A_20190305_updates.txt"))
+            .unwrap(),
         "A",
     )
     .unwrap();
@@ -145,7 +150,10 @@ fn truncated_lists_are_flagged() {
             listed: 240
         }
     );
-    assert!(!s.installed_kbs.iter().any(|k| k.raw.starts_with("KB2862") && k.raw.len() == 6));
+    assert!(!s
+        .installed_kbs
+        .iter()
+        .any(|k| k.raw.starts_with("KB2862") && k.raw.len() == 6));
     assert!(s.has_kb(KbId::new(2862152)));
     assert!(!s.has_kb(KbId::new(2862)));
     let cut = s.other_hotfixes.last().unwrap();
@@ -176,7 +184,11 @@ fn localised_files_get_their_builds() {
     assert_eq!(zh.os.family, OsFamily::Windows10);
     assert_eq!(zh.host_name.as_deref(), Some("DESKTOP-0CQH3P2"));
     assert_eq!(kbs(&zh), vec![4464455]);
-    assert!(zh.summary_line().contains("encoding=gbk"), "{}", zh.summary_line());
+    assert!(
+        zh.summary_line().contains("encoding=gbk"),
+        "{}",
+        zh.summary_line()
+    );
     let ru = load("srv_2012r2_x64_standard_ru_systeminfo.txt");
     assert_eq!(ru.os.build.unwrap().build, 9600);
     assert_eq!(ru.os.family, OsFamily::Server2012R2);
