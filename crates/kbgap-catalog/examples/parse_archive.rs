@@ -18,7 +18,9 @@ fn main() {
         match res {
             Ok((d, _)) => {
                 for i in d.issues {
-                    *by_field.entry(format!("{} (skipped={})", i.field, i.skipped)).or_default() += 1;
+                    *by_field
+                        .entry(format!("{} (skipped={})", i.field, i.skipped))
+                        .or_default() += 1;
                 }
             }
             Err(e) => {

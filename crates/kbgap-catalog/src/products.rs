@@ -76,14 +76,21 @@ impl WindowsKind {
             Self::Server2019 => "windows_server_2019",
             Self::Server2022 | Self::Server2022Edition23H2 => "windows_server_2022",
             Self::Server2025 => "windows_server_2025",
-            Self::ServerSemiAnnual => "windows_server",
+            // Semi-annual channel servers share Windows 10's code base and builds (1909 = 18363);
+            // Defender's KB4540673 example lists only windows_10/edge/internet_explorer although
+            // that KB also covers "Windows Server, version 1909".
+            Self::ServerSemiAnnual => "windows_10",
         }
     }
     /// True for server kinds.
     pub fn is_server(self) -> bool {
         !matches!(
             self,
-            Self::Windows7 | Self::Windows81 | Self::WindowsRt81 | Self::Windows10 | Self::Windows11
+            Self::Windows7
+                | Self::Windows81
+                | Self::WindowsRt81
+                | Self::Windows10
+                | Self::Windows11
         )
     }
 }
@@ -169,7 +176,11 @@ static SERVER_SAC: LazyLock<Regex> =
 /// "X on Windows ..." names (use [`split_on_platform`]) and OS variants kbgap does not map
 /// (Vista, XP, Windows 10 Mobile, HoloLens, Azure Edition hotpatch).
 pub fn parse_windows_product(full_name: &str) -> Option<WindowsProductName> {
-    let mut name = full_name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let mut name = full_name
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
     if split_on_platform(&name).is_some() {
         return None;
     }
@@ -188,13 +199,17 @@ pub fn parse_windows_product(full_name: &str) -> Option<WindowsProductName> {
                 (WindowsKind::Windows7, None)
             }
             "8.1" if release.is_none() && service_pack.is_none() => (WindowsKind::Windows81, None),
-            "10" if service_pack.is_none() && architecture != Some(Architecture::Itanium) => {
-                (WindowsKind::Windows10, Some(release.unwrap_or_else(|| "1507".into())))
-            }
+            "10" if service_pack.is_none() && architecture != Some(Architecture::Itanium) => (
+                WindowsKind::Windows10,
+                Some(release.unwrap_or_else(|| "1507".into())),
+            ),
             "11" if service_pack.is_none()
                 && matches!(architecture, Some(Architecture::X64 | Architecture::Arm64)) =>
             {
-                (WindowsKind::Windows11, Some(release.unwrap_or_else(|| "21H2".into())))
+                (
+                    WindowsKind::Windows11,
+                    Some(release.unwrap_or_else(|| "21H2".into())),
+                )
             }
             _ => return None,
         };
@@ -376,15 +391,25 @@ mod tests {
         let p = parse_windows_product("Windows 10 Version 1909 for x64-based Systems").unwrap();
         assert_eq!(
             (p.kind, p.release.as_deref(), p.architecture),
-            (WindowsKind::Windows10, Some("1909"), Some(Architecture::X64))
+            (
+                WindowsKind::Windows10,
+                Some("1909"),
+                Some(Architecture::X64)
+            )
         );
         let p = parse_windows_product("Windows 10 for 32-bit Systems").unwrap();
         assert_eq!(p.release.as_deref(), Some("1507"));
         assert_eq!(p.architecture, Some(Architecture::X86));
         let p = parse_windows_product("Windows 11 for x64-based Systems").unwrap();
-        assert_eq!((p.kind, p.release.as_deref()), (WindowsKind::Windows11, Some("21H2")));
+        assert_eq!(
+            (p.kind, p.release.as_deref()),
+            (WindowsKind::Windows11, Some("21H2"))
+        );
         let p = parse_windows_product("Windows 11 version 21H2 for ARM64-based Systems").unwrap();
-        assert_eq!((p.release.as_deref(), p.architecture), (Some("21H2"), Some(Architecture::Arm64)));
+        assert_eq!(
+            (p.release.as_deref(), p.architecture),
+            (Some("21H2"), Some(Architecture::Arm64))
+        );
         let p = parse_windows_product("Windows Server 2016  (Server Core installation)").unwrap();
         assert_eq!((p.kind, p.server_core), (WindowsKind::Server2016, true));
         let p = parse_windows_product("Windows 8.1 for x64-based systems").unwrap();
@@ -397,9 +422,14 @@ mod tests {
         .unwrap();
         assert_eq!(
             (p.kind, p.architecture, p.service_pack),
-            (WindowsKind::Server2008R2, Some(Architecture::Itanium), Some(1))
+            (
+                WindowsKind::Server2008R2,
+                Some(Architecture::Itanium),
+                Some(1)
+            )
         );
-        let p = parse_windows_product("Windows Server, version 20H2 (Server Core Installation)").unwrap();
+        let p = parse_windows_product("Windows Server, version 20H2 (Server Core Installation)")
+            .unwrap();
         assert_eq!(
             (p.kind, p.release.as_deref(), p.server_core),
             (WindowsKind::ServerSemiAnnual, Some("20H2"), true)
@@ -412,13 +442,17 @@ mod tests {
 
     #[test]
     fn server_2022_23h2_edition_is_not_server_2022() {
-        let p = parse_windows_product("Windows Server 2022, 23H2 Edition (Server Core installation)")
-            .unwrap();
+        let p =
+            parse_windows_product("Windows Server 2022, 23H2 Edition (Server Core installation)")
+                .unwrap();
         assert_eq!(p.kind, WindowsKind::Server2022Edition23H2);
         assert_eq!(p.release.as_deref(), Some("23H2"));
         assert!(p.server_core);
         let plain = parse_windows_product("Windows Server 2022").unwrap();
-        assert_eq!((plain.kind, plain.server_core), (WindowsKind::Server2022, false));
+        assert_eq!(
+            (plain.kind, plain.server_core),
+            (WindowsKind::Server2022, false)
+        );
     }
 
     #[test]
@@ -438,40 +472,97 @@ mod tests {
         }
         assert_eq!(
             split_on_platform("Microsoft Edge (EdgeHTML-based) on Windows 10 for 32-bit Systems"),
-            Some(("Microsoft Edge (EdgeHTML-based)", "Windows 10 for 32-bit Systems"))
+            Some((
+                "Microsoft Edge (EdgeHTML-based)",
+                "Windows 10 for 32-bit Systems"
+            ))
         );
     }
 
     #[test]
     fn normalized_names_follow_defender_style() {
         let cases = [
-            ("Windows 10 Version 22H2 for x64-based Systems", "windows_10"),
-            ("Windows 11 Version 24H2 for ARM64-based Systems", "windows_11"),
-            ("Windows Server 2012 R2 (Server Core installation)", "windows_server_2012_r2"),
+            (
+                "Windows 10 Version 22H2 for x64-based Systems",
+                "windows_10",
+            ),
+            (
+                "Windows 11 Version 24H2 for ARM64-based Systems",
+                "windows_11",
+            ),
+            (
+                "Windows Server 2012 R2 (Server Core installation)",
+                "windows_server_2012_r2",
+            ),
             ("Windows Server 2012", "windows_server_2012"),
-            ("Windows Server 2008 for 32-bit Systems Service Pack 2", "windows_server_2008"),
-            ("Windows Server 2022, 23H2 Edition (Server Core installation)", "windows_server_2022"),
+            (
+                "Windows Server 2008 for 32-bit Systems Service Pack 2",
+                "windows_server_2008",
+            ),
+            (
+                "Windows Server 2022, 23H2 Edition (Server Core installation)",
+                "windows_server_2022",
+            ),
             ("Windows 8.1 for 32-bit systems", "windows_8.1"),
+            (
+                "Windows Server, version 1909 (Server Core installation)",
+                "windows_10",
+            ),
             ("Windows RT 8.1", "windows_rt_8.1"),
-            ("Internet Explorer 11 on Windows 10 Version 1909 for x64-based Systems", "internet_explorer"),
-            ("Microsoft Edge (EdgeHTML-based) on Windows 10 Version 1909 for x64-based Systems", "edge"),
+            (
+                "Internet Explorer 11 on Windows 10 Version 1909 for x64-based Systems",
+                "internet_explorer",
+            ),
+            (
+                "Microsoft Edge (EdgeHTML-based) on Windows 10 Version 1909 for x64-based Systems",
+                "edge",
+            ),
             ("Microsoft Edge (Chromium-based)", "edge"),
-            ("Microsoft .NET Framework 4.8 on Windows 10 Version 1909 for x64-based Systems", ".net_framework"),
+            (
+                "Microsoft .NET Framework 4.8 on Windows 10 Version 1909 for x64-based Systems",
+                ".net_framework",
+            ),
             ("Microsoft Office 2016 (64-bit edition)", "office"),
             ("Microsoft Office LTSC 2021 for 32-bit editions", "office"),
-            ("Microsoft 365 Apps for Enterprise for 64-bit Systems", "office"),
-            ("Microsoft Exchange Server 2019 Cumulative Update 12", "exchange_server"),
-            ("Microsoft SharePoint Enterprise Server 2016", "sharepoint_server"),
-            ("Microsoft SQL Server 2019 for x64-based Systems (GDR)", "sql_server_2019"),
-            ("Microsoft SQL Server 2008 R2 for x64-Based Systems Service Pack 3 (QFE)", "sql_server_2008_r2"),
-            ("Microsoft Visual Studio 2019 version 16.11 (includes 16.0 - 16.10)", "visual_studio_2019"),
+            (
+                "Microsoft 365 Apps for Enterprise for 64-bit Systems",
+                "office",
+            ),
+            (
+                "Microsoft Exchange Server 2019 Cumulative Update 12",
+                "exchange_server",
+            ),
+            (
+                "Microsoft SharePoint Enterprise Server 2016",
+                "sharepoint_server",
+            ),
+            (
+                "Microsoft SQL Server 2019 for x64-based Systems (GDR)",
+                "sql_server_2019",
+            ),
+            (
+                "Microsoft SQL Server 2008 R2 for x64-Based Systems Service Pack 3 (QFE)",
+                "sql_server_2008_r2",
+            ),
+            (
+                "Microsoft Visual Studio 2019 version 16.11 (includes 16.0 - 16.10)",
+                "visual_studio_2019",
+            ),
             ("Microsoft Word 2016 (32-bit edition)", "word_2016"),
-            ("Microsoft Dynamics 365 (on-premises) version 9.1", "dynamics_365"),
+            (
+                "Microsoft Dynamics 365 (on-premises) version 9.1",
+                "dynamics_365",
+            ),
         ];
         for (full, want) in cases {
             assert_eq!(norm(full), want, "{full}");
         }
-        assert_eq!(normalized_name("Adobe Flash Player on Windows 8.1 for 32-bit systems").unwrap().vendor, "adobe");
+        assert_eq!(
+            normalized_name("Adobe Flash Player on Windows 8.1 for 32-bit systems")
+                .unwrap()
+                .vendor,
+            "adobe"
+        );
         assert_eq!(normalized_name("   "), None);
     }
 }

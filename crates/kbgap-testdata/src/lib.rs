@@ -25,7 +25,10 @@ pub fn workspace_dir() -> PathBuf {
 /// # Panics
 /// When the directory does not exist.
 pub fn fixtures_dir() -> PathBuf {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures"));
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures"
+    ));
     assert!(
         dir.is_dir(),
         "kbgap test fixtures not found at {}: these tests need the shared fixtures checked out beside the workspace",

@@ -190,8 +190,7 @@ impl RawRemediation {
 fn is_dotted_build(t: &str) -> bool {
     let n = t.split('.').count();
     (3..=4).contains(&n)
-        && t
-            .split('.')
+        && t.split('.')
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -211,7 +210,9 @@ mod tests {
     #[test]
     fn exploit_status_parses() {
         assert_eq!(
-            parse_exploit_status("Publicly Disclosed:No;Exploited:Yes;Latest Software Release:Exploitation Detected"),
+            parse_exploit_status(
+                "Publicly Disclosed:No;Exploited:Yes;Latest Software Release:Exploitation Detected"
+            ),
             (Some(true), Some(false))
         );
         assert_eq!(parse_exploit_status("DOS:N/A"), (None, None));
@@ -236,10 +237,7 @@ mod tests {
         );
         assert_eq!(issues.list.len(), 1);
         assert_eq!(issues.list[0].field, "Remediation/Supercedence");
-        assert_eq!(
-            r.fixed_build,
-            Some(Build::new(10, 0, 19045, Some(2604)))
-        );
+        assert_eq!(r.fixed_build, Some(Build::new(10, 0, 19045, Some(2604))));
     }
 
     #[test]
@@ -255,7 +253,13 @@ mod tests {
 
     #[test]
     fn non_build_fixed_builds_stay_raw() {
-        for t in ["4.8.9334.0 and 4.8.4802.0", "5.15.92.1-1", "https://aka.ms/x", "1.2", "1.2.3.4.5"] {
+        for t in [
+            "4.8.9334.0 and 4.8.4802.0",
+            "5.15.92.1-1",
+            "https://aka.ms/x",
+            "1.2",
+            "1.2.3.4.5",
+        ] {
             assert!(!is_dotted_build(t), "{t}");
         }
         assert!(is_dotted_build("6.3.9600.20821"));

@@ -10,7 +10,9 @@ use kbgap_core::{CveId, DocumentId, ProductId, Severity};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::common::{collapse_ws, non_blank, parse_date, parse_exploit_status, Issues, RawRemediation};
+use super::common::{
+    collapse_ws, non_blank, parse_date, parse_exploit_status, Issues, RawRemediation,
+};
 use super::CvrfError;
 use crate::model::{
     CvssScore, Document, DocumentHead, ParsedDocument, Product, ProductImpact, ProductSeverity,
@@ -228,11 +230,20 @@ fn load(bytes: &[u8], source: &str) -> Result<Root, CvrfError> {
     })
 }
 
+/// A document's identity facts.
+struct Identity {
+    id: DocumentId,
+    alias: Option<String>,
+    revision: String,
+    initial: DateTime<Utc>,
+    current: DateTime<Utc>,
+}
+
+/// Adds one product (id, name, family) to the tree being built.
+type AddProduct<'a> = dyn FnMut(Option<&str>, Option<&str>, Option<&str>, &mut Issues) + 'a;
+
 /// Identity: id, newest revision, initial and current release.
-fn identity(
-    root: &Root,
-    source: &str,
-) -> Result<(DocumentId, Option<String>, String, DateTime<Utc>, DateTime<Utc>), CvrfError> {
+fn identity(root: &Root, source: &str) -> Result<Identity, CvrfError> {
     let missing = |path: &str| err(source, None, None, format!("missing {path}"));
     let tracking = root
         .document_tracking
@@ -242,7 +253,8 @@ fn identity(
         .identification
         .as_ref()
         .ok_or_else(|| missing("DocumentTracking.Identification"))?;
-    let id_text = text(&ident.id).ok_or_else(|| missing("DocumentTracking.Identification.ID.Value"))?;
+    let id_text =
+        text(&ident.id).ok_or_else(|| missing("DocumentTracking.Identification.ID.Value"))?;
     let id: DocumentId = id_text.parse().map_err(|_| {
         err(
             source,
@@ -255,8 +267,14 @@ fn identity(
         let t = v.as_deref().ok_or_else(|| missing(path))?;
         parse_date(t).ok_or_else(|| err(source, None, None, format!("unparseable {path} {t:?}")))
     };
-    let initial = date(&tracking.initial_release_date, "DocumentTracking.InitialReleaseDate")?;
-    let current = date(&tracking.current_release_date, "DocumentTracking.CurrentReleaseDate")?;
+    let initial = date(
+        &tracking.initial_release_date,
+        "DocumentTracking.InitialReleaseDate",
+    )?;
+    let current = date(
+        &tracking.current_release_date,
+        "DocumentTracking.CurrentReleaseDate",
+    )?;
     let revs: Vec<(String, String)> = tracking
         .revision_history
         .iter()
@@ -264,13 +282,24 @@ fn identity(
         .collect();
     let revision = super::xml::newest_revision(&revs)
         .ok_or_else(|| missing("DocumentTracking.RevisionHistory[].Number"))?;
-    Ok((id, non_blank(text(&ident.alias)), revision, initial, current))
+    Ok(Identity {
+        id,
+        alias: non_blank(text(&ident.alias)),
+        revision,
+        initial,
+        current,
+    })
 }
 
 /// Reads the head facts (the JSON is parsed whole).
 pub(crate) fn head(bytes: &[u8], source: &str) -> Result<DocumentHead, CvrfError> {
     let root = load(bytes, source)?;
-    let (id, _, revision, _, current_release) = identity(&root, source)?;
+    let Identity {
+        id,
+        revision,
+        current: current_release,
+        ..
+    } = identity(&root, source)?;
     Ok(DocumentHead {
         id,
         revision,
@@ -281,51 +310,62 @@ pub(crate) fn head(bytes: &[u8], source: &str) -> Result<DocumentHead, CvrfError
 /// Parses a whole JSON document.
 pub(crate) fn parse(bytes: &[u8], source: &str) -> Result<ParsedDocument, CvrfError> {
     let root = load(bytes, source)?;
-    let (id, alias, revision, initial_release, current_release) = identity(&root, source)?;
+    let Identity {
+        id,
+        alias,
+        revision,
+        initial: initial_release,
+        current: current_release,
+    } = identity(&root, source)?;
     let mut issues = Issues::default();
 
     let mut products: Vec<Product> = Vec::new();
     let mut index = std::collections::HashMap::new();
-    let mut add = |raw_id: Option<&str>, name: Option<&str>, family: Option<&str>, issues: &mut Issues| {
-        let raw_id = raw_id.unwrap_or("");
-        let Ok(pid) = ProductId::new(raw_id) else {
-            issues.push(
-                None,
-                "ProductTree.FullProductName.ProductID",
-                format!("unparseable product id {raw_id:?}: product skipped"),
-                true,
-                None,
-            );
-            return;
-        };
-        if let Some(&i) = index.get(&pid) {
-            let p: &mut Product = &mut products[i];
-            if p.family.is_none() {
-                p.family = family.map(collapse_ws);
+    let mut add =
+        |raw_id: Option<&str>, name: Option<&str>, family: Option<&str>, issues: &mut Issues| {
+            let raw_id = raw_id.unwrap_or("");
+            let Ok(pid) = ProductId::new(raw_id) else {
+                issues.push(
+                    None,
+                    "ProductTree.FullProductName.ProductID",
+                    format!("unparseable product id {raw_id:?}: product skipped"),
+                    true,
+                    None,
+                );
+                return;
+            };
+            if let Some(&i) = index.get(&pid) {
+                let p: &mut Product = &mut products[i];
+                if p.family.is_none() {
+                    p.family = family.map(collapse_ws);
+                }
+                return;
             }
-            return;
-        }
-        index.insert(pid.clone(), products.len());
-        products.push(Product {
-            id: pid,
-            name: collapse_ws(name.unwrap_or("")),
-            family: family.map(collapse_ws),
-        });
-    };
+            index.insert(pid.clone(), products.len());
+            products.push(Product {
+                id: pid,
+                name: collapse_ws(name.unwrap_or("")),
+                family: family.map(collapse_ws),
+            });
+        };
     if let Some(tree) = &root.product_tree {
         // Branches: top level is the vendor; the branch directly holding products is the family.
         fn walk(
             b: &Branch,
             depth: usize,
             family: Option<&str>,
-            add: &mut dyn FnMut(Option<&str>, Option<&str>, Option<&str>, &mut Issues),
+            add: &mut AddProduct<'_>,
             issues: &mut Issues,
         ) {
             if b.product_id.is_some() && b.items.is_empty() {
                 add(b.product_id.as_deref(), b.value.as_deref(), family, issues);
                 return;
             }
-            let fam = if depth >= 1 { b.name.as_deref().or(family) } else { family };
+            let fam = if depth >= 1 {
+                b.name.as_deref().or(family)
+            } else {
+                family
+            };
             for item in &b.items {
                 walk(item, depth + 1, fam, add, issues);
             }
@@ -334,7 +374,12 @@ pub(crate) fn parse(bytes: &[u8], source: &str) -> Result<ParsedDocument, CvrfEr
             walk(b, 0, None, &mut add, &mut issues);
         }
         for f in &tree.full_product_name {
-            add(f.product_id.as_deref(), f.value.as_deref(), None, &mut issues);
+            add(
+                f.product_id.as_deref(),
+                f.value.as_deref(),
+                None,
+                &mut issues,
+            );
         }
     }
 
@@ -401,7 +446,13 @@ fn vulnerability(v: &Vuln, issues: &mut Issues) -> Option<Vulnerability> {
             EnumVal::Int(2) if n.title.as_deref() == Some("Description") => &mut description,
             EnumVal::Int(0..=6) | EnumVal::Word(_) => continue,
             EnumVal::Int(k) => {
-                issues.push(Some(c), "Notes[].Type", format!("unknown note type {k}: note ignored"), false, None);
+                issues.push(
+                    Some(c),
+                    "Notes[].Type",
+                    format!("unknown note type {k}: note ignored"),
+                    false,
+                    None,
+                );
                 continue;
             }
             EnumVal::Missing => continue,

@@ -14,7 +14,9 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
-use super::common::{collapse_ws, non_blank, parse_date, parse_exploit_status, Issues, RawRemediation};
+use super::common::{
+    collapse_ws, non_blank, parse_date, parse_exploit_status, Issues, RawRemediation,
+};
 use super::CvrfError;
 use crate::model::{
     CvssScore, Document, DocumentHead, ParsedDocument, Product, ProductImpact, ProductSeverity,
@@ -164,7 +166,9 @@ impl<'a> Lines<'a> {
         }
     }
     fn line_col(&self, pos: u64) -> (u64, u64) {
-        let pos = usize::try_from(pos).unwrap_or(usize::MAX).min(self.bytes.len());
+        let pos = usize::try_from(pos)
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len());
         let nl = self.newlines.get_or_init(|| {
             self.bytes
                 .iter()
@@ -329,7 +333,10 @@ impl<'a> Parser<'a> {
     }
 
     fn cve(&self) -> Option<&str> {
-        self.vuln.as_ref().map(|v| v.cve_raw.as_str()).filter(|s| !s.is_empty())
+        self.vuln
+            .as_ref()
+            .map(|v| v.cve_raw.as_str())
+            .filter(|s| !s.is_empty())
     }
 
     fn run(&mut self, all: &'a [u8], head_only: bool) -> Result<(), CvrfError> {
@@ -359,7 +366,8 @@ impl<'a> Parser<'a> {
                                 }
                                 _ => String::new(),
                             };
-                            let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                            let name =
+                                String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
                             return Err(self.error_at(
                                 pos,
                                 format!(
@@ -413,22 +421,24 @@ impl<'a> Parser<'a> {
                                 match quick_xml::escape::resolve_predefined_entity(&name) {
                                     Some(s) => text.push_str(s),
                                     None => {
-                                        return Err(self.error_at(
-                                            pos,
-                                            format!("undefined entity &{name};"),
-                                        ))
+                                        return Err(self
+                                            .error_at(pos, format!("undefined entity &{name};")))
                                     }
                                 }
                             }
                             Err(e) => {
-                                return Err(self.error_at(pos, format!("bad character reference: {e}")))
+                                return Err(
+                                    self.error_at(pos, format!("bad character reference: {e}"))
+                                )
                             }
                         }
                     }
                 }
                 Ok((_, Event::Eof)) => {
                     if !seen_root {
-                        return Err(self.error_at(pos, "not a CVRF 1.1 document: no root element".into()));
+                        return Err(
+                            self.error_at(pos, "not a CVRF 1.1 document: no root element".into())
+                        );
                     }
                     if !stack.is_empty() {
                         return Err(self.error_at(
@@ -478,7 +488,9 @@ impl<'a> Parser<'a> {
             Tag::Remediation => {
                 let line = self.line(pos);
                 self.remediation = Some(RawRemediation {
-                    kind: Some(RemediationKind::from_xml(&attr(e, b"Type").unwrap_or_default())),
+                    kind: Some(RemediationKind::from_xml(
+                        &attr(e, b"Type").unwrap_or_default(),
+                    )),
                     line,
                     ..Default::default()
                 })
@@ -508,7 +520,8 @@ impl<'a> Parser<'a> {
             (Tag::Date, Some(Tag::CRevision)) => self.rev_date = Some(text.trim().to_owned()),
             (Tag::CRevision, _) => {
                 if let Some(n) = self.rev_number.take() {
-                    self.revisions.push((n, self.rev_date.take().unwrap_or_default()));
+                    self.revisions
+                        .push((n, self.rev_date.take().unwrap_or_default()));
                 }
             }
             (Tag::Branch, _) => {
@@ -725,10 +738,11 @@ impl<'a> Parser<'a> {
                 };
                 let ids = self.product_ids(t.products, "Threats/Threat/ProductID", pos);
                 if let Some(v) = &mut self.vuln {
-                    v.severities.extend(ids.into_iter().map(|product| ProductSeverity {
-                        product,
-                        severity: sev,
-                    }));
+                    v.severities
+                        .extend(ids.into_iter().map(|product| ProductSeverity {
+                            product,
+                            severity: sev,
+                        }));
                 }
             }
             "Impact" => {
@@ -738,10 +752,11 @@ impl<'a> Parser<'a> {
                 }
                 let ids = self.product_ids(t.products, "Threats/Threat/ProductID", pos);
                 if let Some(v) = &mut self.vuln {
-                    v.impacts.extend(ids.into_iter().map(|product| ProductImpact {
-                        product,
-                        impact: impact.clone(),
-                    }));
+                    v.impacts
+                        .extend(ids.into_iter().map(|product| ProductImpact {
+                            product,
+                            impact: impact.clone(),
+                        }));
                 }
             }
             _ => {}
@@ -780,7 +795,9 @@ impl<'a> Parser<'a> {
     }
 
     fn end_vuln_revision(&mut self, pos: u64) {
-        let Some(text) = self.vrev_date.take() else { return };
+        let Some(text) = self.vrev_date.take() else {
+            return;
+        };
         match parse_date(&text) {
             Some(d) => {
                 if let Some(v) = &mut self.vuln {
@@ -808,9 +825,14 @@ impl<'a> Parser<'a> {
             Ok(c) => c,
             Err(_) => {
                 self.issues.push(
-                    Some(&v.cve_raw).filter(|s| !s.is_empty()).map(String::as_str),
+                    Some(&v.cve_raw)
+                        .filter(|s| !s.is_empty())
+                        .map(String::as_str),
                     "Vulnerability/CVE",
-                    format!("missing or invalid CVE {:?}: vulnerability skipped", v.cve_raw),
+                    format!(
+                        "missing or invalid CVE {:?}: vulnerability skipped",
+                        v.cve_raw
+                    ),
                     true,
                     line,
                 );
@@ -852,9 +874,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Document identity: id, newest revision, initial and current release dates.
-    fn identity(
-        &self,
-    ) -> Result<(DocumentId, String, DateTime<Utc>, DateTime<Utc>), CvrfError> {
+    fn identity(&self) -> Result<(DocumentId, String, DateTime<Utc>, DateTime<Utc>), CvrfError> {
         let id_text = self
             .id
             .as_deref()
@@ -868,14 +888,14 @@ impl<'a> Parser<'a> {
             let t = v
                 .as_deref()
                 .ok_or_else(|| self.missing(&format!("missing DocumentTracking/{field}")))?;
-            parse_date(t).ok_or_else(|| {
-                self.missing(&format!("unparseable DocumentTracking/{field} {t:?}"))
-            })
+            parse_date(t)
+                .ok_or_else(|| self.missing(&format!("unparseable DocumentTracking/{field} {t:?}")))
         };
         let initial = date(&self.initial, "InitialReleaseDate")?;
         let current = date(&self.current, "CurrentReleaseDate")?;
-        let revision = newest_revision(&self.revisions)
-            .ok_or_else(|| self.missing("missing DocumentTracking/RevisionHistory/Revision/Number"))?;
+        let revision = newest_revision(&self.revisions).ok_or_else(|| {
+            self.missing("missing DocumentTracking/RevisionHistory/Revision/Number")
+        })?;
         Ok((id, revision, initial, current))
     }
 
