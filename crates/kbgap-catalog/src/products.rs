@@ -9,7 +9,7 @@
 //! Matching is exact on whitespace-collapsed, case-insensitive names, never by substring:
 //! "Windows Server 2022, 23H2 Edition" is not "Windows Server 2022".
 
-use std::fmt;
+
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -95,29 +95,8 @@ impl WindowsKind {
     }
 }
 
-/// Processor architecture in an MSRC product name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Architecture {
-    /// "x64-based Systems".
-    X64,
-    /// "32-bit Systems".
-    X86,
-    /// "ARM64-based Systems".
-    Arm64,
-    /// "Itanium-Based Systems".
-    Itanium,
-}
-
-impl fmt::Display for Architecture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::X64 => "x64",
-            Self::X86 => "x86",
-            Self::Arm64 => "arm64",
-            Self::Itanium => "itanium",
-        })
-    }
-}
+/// Processor architecture in an MSRC product name (the shared [`kbgap_core::Arch`]).
+pub use kbgap_core::Arch as Architecture;
 
 /// A Windows OS product name taken apart.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -15,4 +15,4 @@ pub mod target;
 pub use assess::{assess, Settings};
 pub use finding::{Assessment, Confidence, DropReason, Dropped, Finding};
 pub use index::EngineCatalog;
-pub use target::{Arch, KbListState, OsKind, OsTarget, Target};
+pub use target::{KbListState, OsTarget, Target};

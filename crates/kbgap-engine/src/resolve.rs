@@ -2,14 +2,16 @@
 
 use crate::finding::MatchedProduct;
 use crate::index::{Component, EngineCatalog};
-use crate::target::{Arch, OsKind, OsTarget, Target};
-use kbgap_core::ProductId;
+use crate::target::{OsTarget, Target};
+use kbgap_catalog::products::{parse_windows_product, WindowsKind};
+use kbgap_core::{Arch, ProductId};
+use kbgap_inventory::device::OsFamily;
 
 /// A parsed Windows OS product name from the catalog, in the engine's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WinName {
-    /// OS kind.
-    pub kind: OsKind,
+    /// OS family, in the device model's terms.
+    pub kind: OsFamily,
     /// Release ("22H2", "1507"), when the name has one.
     pub release: Option<String>,
     /// Architecture, when the name has one (servers 2016+ have none).
@@ -23,22 +25,45 @@ impl WinName {
     pub fn is_nt10(&self) -> bool {
         matches!(
             self.kind,
-            OsKind::Windows10
-                | OsKind::Windows11
-                | OsKind::Server2016
-                | OsKind::Server2019
-                | OsKind::Server2022
-                | OsKind::Server2022Edition23H2
-                | OsKind::Server2025
-                | OsKind::ServerSemiAnnual
+            OsFamily::Windows10
+                | OsFamily::Windows11
+                | OsFamily::Server2016
+                | OsFamily::Server2019
+                | OsFamily::Server2022
+                | OsFamily::Server2022_23H2
+                | OsFamily::Server2025
+                | OsFamily::ServerSemiAnnual
         )
     }
 }
 
 /// Parses a catalog product name into the engine's terms (`None` for non-OS and compound names).
 pub fn windows_name(name: &str) -> Option<WinName> {
-    let _ = name;
-    None
+    let w = parse_windows_product(name)?;
+    let kind = match w.kind {
+        WindowsKind::Windows7 => OsFamily::Windows7,
+        WindowsKind::Windows81 => OsFamily::Windows81,
+        // Windows RT 8.1 devices do not produce systeminfo reports kbgap reads; no device maps here.
+        WindowsKind::WindowsRt81 => return None,
+        WindowsKind::Windows10 => OsFamily::Windows10,
+        WindowsKind::Windows11 => OsFamily::Windows11,
+        WindowsKind::Server2008 => OsFamily::Server2008,
+        WindowsKind::Server2008R2 => OsFamily::Server2008R2,
+        WindowsKind::Server2012 => OsFamily::Server2012,
+        WindowsKind::Server2012R2 => OsFamily::Server2012R2,
+        WindowsKind::Server2016 => OsFamily::Server2016,
+        WindowsKind::Server2019 => OsFamily::Server2019,
+        WindowsKind::Server2022 => OsFamily::Server2022,
+        WindowsKind::Server2022Edition23H2 => OsFamily::Server2022_23H2,
+        WindowsKind::Server2025 => OsFamily::Server2025,
+        WindowsKind::ServerSemiAnnual => OsFamily::ServerSemiAnnual,
+    };
+    Some(WinName {
+        kind,
+        release: w.release,
+        arch: w.architecture,
+        server_core: w.server_core,
+    })
 }
 
 /// The products an assessment covers.
@@ -59,7 +84,7 @@ pub fn resolve(cat: &EngineCatalog, target: &Target) -> Result<Resolution, Strin
     let Some(os) = &target.os else {
         return Err("unmapped product: the report has no operating-system facts (a KB list alone cannot be assessed)".to_owned());
     };
-    if os.kind == OsKind::Other {
+    if !in_catalog_era(os.family) {
         return Err("unmapped product: this Windows version is not in MSRC's CVRF data (it predates 2016 or is unknown); no findings".to_owned());
     }
     let mut notes = Vec::new();
@@ -81,9 +106,9 @@ pub fn resolve(cat: &EngineCatalog, target: &Target) -> Result<Resolution, Strin
     let Some((platform, name, _)) = candidates.first().cloned() else {
         return Err(format!(
             "unmapped product: no MSRC product matches {} (release {}, {})",
-            describe_kind(os.kind),
+            os.family.display_name(),
             os.release.as_deref().unwrap_or("-"),
-            os.arch.map(describe_arch).unwrap_or("architecture unknown")
+            os.arch.map(|a| a.as_str()).unwrap_or("architecture unknown")
         ));
     };
     if candidates.len() > 1 {
@@ -118,12 +143,12 @@ pub fn resolve(cat: &EngineCatalog, target: &Target) -> Result<Resolution, Strin
 }
 
 fn matches(os: &OsTarget, w: &WinName) -> bool {
-    if w.kind != os.kind {
+    if w.kind != os.family {
         return false;
     }
     let release_matters = matches!(
-        os.kind,
-        OsKind::Windows10 | OsKind::Windows11 | OsKind::ServerSemiAnnual
+        os.family,
+        OsFamily::Windows10 | OsFamily::Windows11 | OsFamily::ServerSemiAnnual
     );
     if release_matters && w.release != os.release {
         return false;
@@ -172,32 +197,16 @@ fn in_box_components(cat: &EngineCatalog, platform: &ProductId) -> Vec<ProductId
         .collect()
 }
 
-fn describe_kind(k: OsKind) -> &'static str {
-    match k {
-        OsKind::Windows7 => "Windows 7",
-        OsKind::Windows81 => "Windows 8.1",
-        OsKind::WindowsRt81 => "Windows RT 8.1",
-        OsKind::Windows10 => "Windows 10",
-        OsKind::Windows11 => "Windows 11",
-        OsKind::Server2008 => "Windows Server 2008",
-        OsKind::Server2008R2 => "Windows Server 2008 R2",
-        OsKind::Server2012 => "Windows Server 2012",
-        OsKind::Server2012R2 => "Windows Server 2012 R2",
-        OsKind::Server2016 => "Windows Server 2016",
-        OsKind::Server2019 => "Windows Server 2019",
-        OsKind::Server2022 => "Windows Server 2022",
-        OsKind::Server2022Edition23H2 => "Windows Server 2022, 23H2 Edition",
-        OsKind::Server2025 => "Windows Server 2025",
-        OsKind::ServerSemiAnnual => "Windows Server (semi-annual channel)",
-        OsKind::Other => "an unknown Windows version",
-    }
+/// Families MSRC's CVRF documents (2016 on) cover.
+fn in_catalog_era(f: OsFamily) -> bool {
+    !matches!(
+        f,
+        OsFamily::WindowsXp
+            | OsFamily::Vista
+            | OsFamily::Windows8
+            | OsFamily::Server2003
+            | OsFamily::Server2003R2
+            | OsFamily::Unknown
+    )
 }
 
-fn describe_arch(a: Arch) -> &'static str {
-    match a {
-        Arch::X64 => "x64",
-        Arch::X86 => "x86",
-        Arch::Arm64 => "ARM64",
-        Arch::Itanium => "Itanium",
-    }
-}

@@ -1,6 +1,7 @@
 //! The engine's input view of a device: OS facts and installed-update evidence.
 
-use kbgap_core::{Build, KbId};
+use kbgap_core::{Arch, Build, KbId};
+use kbgap_inventory::device::{Device, HotfixListState, OsFamily};
 use std::collections::BTreeSet;
 
 /// What the engine knows about one device.
@@ -40,8 +41,8 @@ pub enum KbListState {
 /// The OS facts product resolution needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OsTarget {
-    /// The OS kind.
-    pub kind: OsKind,
+    /// The OS family.
+    pub family: OsFamily,
     /// Release ("22H2", "1809"), when applicable.
     pub release: Option<String>,
     /// Architecture.
@@ -52,52 +53,29 @@ pub struct OsTarget {
     pub server_core: Option<bool>,
 }
 
-/// OS kinds the catalog distinguishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OsKind {
-    /// Windows 7.
-    Windows7,
-    /// Windows 8.1.
-    Windows81,
-    /// Windows RT 8.1.
-    WindowsRt81,
-    /// Windows 10.
-    Windows10,
-    /// Windows 11.
-    Windows11,
-    /// Windows Server 2008.
-    Server2008,
-    /// Windows Server 2008 R2.
-    Server2008R2,
-    /// Windows Server 2012.
-    Server2012,
-    /// Windows Server 2012 R2.
-    Server2012R2,
-    /// Windows Server 2016.
-    Server2016,
-    /// Windows Server 2019.
-    Server2019,
-    /// Windows Server 2022.
-    Server2022,
-    /// Windows Server 2022, 23H2 Edition (build 25398).
-    Server2022Edition23H2,
-    /// Windows Server 2025.
-    Server2025,
-    /// Semi-annual channel Windows Server ("version 20H2").
-    ServerSemiAnnual,
-    /// Anything older or unknown: not in the CVRF catalog.
-    Other,
-}
-
-/// CPU architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Arch {
-    /// x64.
-    X64,
-    /// x86 / 32-bit.
-    X86,
-    /// ARM64.
-    Arm64,
-    /// Itanium.
-    Itanium,
+impl Target {
+    /// The engine's view of an inventoried device.
+    pub fn from_device(device: &Device) -> Self {
+        let os = device.has_os().then(|| OsTarget {
+            family: device.os.family,
+            release: device.os.release.clone(),
+            arch: device.os.architecture,
+            service_pack: device.os.service_pack,
+            server_core: device.os.server_core,
+        });
+        let installed = device.kbs();
+        let kb_list = match device.hotfix_list {
+            HotfixListState::Complete => KbListState::Complete,
+            HotfixListState::None => KbListState::Empty,
+            HotfixListState::Truncated { declared, listed } => KbListState::Truncated { declared, listed },
+            HotfixListState::Unknown => KbListState::Unknown,
+        };
+        Self {
+            host_name: device.host_name.clone(),
+            os,
+            build: device.os.build,
+            installed,
+            kb_list,
+        }
+    }
 }

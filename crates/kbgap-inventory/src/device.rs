@@ -106,48 +106,7 @@ impl fmt::Display for OsFamily {
     }
 }
 
-/// Processor architecture of the installed OS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Arch {
-    /// x64 / AMD64.
-    X64,
-    /// 32-bit x86.
-    X86,
-    /// ARM64.
-    Arm64,
-    /// Itanium (IA-64).
-    Itanium,
-}
-
-impl Arch {
-    /// Parses the architecture words Windows tools print: systeminfo `x64-based PC`,
-    /// `X86-based PC`, `ARM64-based PC`, `Itanium-based`, registry/WMI `AMD64`, `64-bit`,
-    /// `32-bit`, `x86_64`, `arm64`.
-    pub fn parse(text: &str) -> Option<Self> {
-        let t = text.trim().to_ascii_lowercase();
-        if t.contains("arm64") || t.contains("aarch64") || (t.contains("arm") && t.contains("64")) {
-            Some(Self::Arm64)
-        } else if t.contains("itanium") || t.contains("ia64") {
-            Some(Self::Itanium)
-        } else if t.contains("x64") || t.contains("amd64") || t.contains("x86_64") || t == "64-bit"
-        {
-            Some(Self::X64)
-        } else if t.contains("x86") || t == "32-bit" || t.contains("i386") || t.contains("i686") {
-            Some(Self::X86)
-        } else {
-            None
-        }
-    }
-    /// The word kbgap's JSON report uses (`x64`, `x86`, `arm64`, `itanium`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::X64 => "x64",
-            Self::X86 => "x86",
-            Self::Arm64 => "arm64",
-            Self::Itanium => "itanium",
-        }
-    }
-}
+pub use kbgap_core::Arch;
 
 /// What is known about the installed operating system.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
