@@ -708,7 +708,7 @@ mod tests {
 
     #[test]
     fn filter_grammar_and_evaluation() {
-        let rows = vec![m(1, "alpha"), m(2, "beta"), m(3, "ALPHA-2")];
+        let rows = [m(1, "alpha"), m(2, "beta"), m(3, "ALPHA-2")];
         let f = parse_filter::<Machine>("startswith(computerDnsName,'alpha') and rbacGroupId gt 1")
             .unwrap();
         let hits: Vec<_> = rows.iter().filter(|r| f.matches(*r)).collect();

@@ -90,6 +90,9 @@ impl Bucket {
     }
 }
 
+/// (route template, app id, tenant id).
+type BucketKey = (&'static str, String, String);
+
 /// The rate limiter shared by all requests.
 pub struct Throttle {
     clock: Arc<dyn Clock>,
@@ -97,7 +100,7 @@ pub struct Throttle {
     pub enabled: bool,
     /// Multiplies every limit (tests shrink limits; operators may raise them).
     pub scale: f64,
-    state: Mutex<HashMap<(&'static str, String, String), [Bucket; 2]>>,
+    state: Mutex<HashMap<BucketKey, [Bucket; 2]>>,
 }
 
 impl std::fmt::Debug for Throttle {
