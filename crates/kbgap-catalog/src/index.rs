@@ -296,7 +296,10 @@ impl Catalog {
         let products: Vec<KbProduct> = product_ids
             .into_iter()
             .map(|id| {
-                let name = self.product(&id).map(|p| p.name.clone()).unwrap_or_default();
+                let name = self
+                    .product(&id)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default();
                 let normalized = normalized_name(&name).map(|n| n.name);
                 KbProduct {
                     id,
@@ -366,7 +369,9 @@ impl Catalog {
                 vulnerabilities += 1;
                 cves.insert(vuln.cve.clone());
                 for rem in &vuln.remediations {
-                    *remediations.entry(rem.kind.as_str().to_owned()).or_default() += 1;
+                    *remediations
+                        .entry(rem.kind.as_str().to_owned())
+                        .or_default() += 1;
                     if rem.kind == RemediationKind::VendorFix && rem.kb.is_none() {
                         non_kb += 1;
                     }

@@ -9,7 +9,6 @@
 //! Matching is exact on whitespace-collapsed, case-insensitive names, never by substring:
 //! "Windows Server 2022, 23H2 Edition" is not "Windows Server 2022".
 
-
 use std::sync::LazyLock;
 
 use regex::Regex;

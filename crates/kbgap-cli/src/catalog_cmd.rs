@@ -166,7 +166,12 @@ fn prepare(bytes: Vec<u8>, origin: String, stored: &HashMap<DocumentId, Document
 }
 
 /// `kbgap catalog import PATH...`
-pub fn import(db: Option<&str>, paths: &[PathBuf], keep_going: bool, json: bool) -> Result<ExitCode> {
+pub fn import(
+    db: Option<&str>,
+    paths: &[PathBuf],
+    keep_going: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let files = collect_files(paths)?;
     let mut store = open_store(db)?;
     let stored: HashMap<DocumentId, DocumentHead> = store
@@ -230,7 +235,12 @@ pub fn import(db: Option<&str>, paths: &[PathBuf], keep_going: bool, json: bool)
 
 /// `kbgap catalog sync`: fetch documents that are new or re-published since what is stored.
 /// Each document is imported in its own transaction, so an interrupted sync keeps what it fetched.
-pub fn sync(db: Option<&str>, from: Option<&str>, base_url: &str, retries: u32) -> Result<ExitCode> {
+pub fn sync(
+    db: Option<&str>,
+    from: Option<&str>,
+    base_url: &str,
+    retries: u32,
+) -> Result<ExitCode> {
     use kbgap_msrc::{plan_sync, run_sync, ClientOptions, MonthFilter, MsrcClient, SyncError};
     let from: Option<MonthFilter> = from
         .map(|f| f.parse().map_err(|e| anyhow::anyhow!("--from {f:?}: {e}")))
@@ -281,7 +291,9 @@ pub fn sync(db: Option<&str>, from: Option<&str>, base_url: &str, retries: u32) 
 
 /// `kbgap catalog show KB`
 pub fn show(db: Option<&str>, kb: &str, json: bool) -> Result<ExitCode> {
-    let kb: KbId = kb.parse().with_context(|| format!("{kb:?} is not a KB number"))?;
+    let kb: KbId = kb
+        .parse()
+        .with_context(|| format!("{kb:?} is not a KB number"))?;
     let store = open_store(db)?;
     let catalog = Catalog::from_documents(store.documents_mentioning(kb)?);
     let Some(s) = catalog.kb_summary(kb) else {
@@ -292,7 +304,11 @@ pub fn show(db: Option<&str>, kb: &str, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("KB{}  {}", s.kb, s.name);
-    println!("  released      {} ({})", s.release_date.format("%Y-%m-%d"), s.document);
+    println!(
+        "  released      {} ({})",
+        s.release_date.format("%Y-%m-%d"),
+        s.document
+    );
     println!("  products      {}", s.products_names.join(", "));
     for p in &s.products {
         println!("                {} {}", p.id, p.name);
@@ -309,7 +325,10 @@ pub fn show(db: Option<&str>, kb: &str, json: bool) -> Result<ExitCode> {
         if v.is_empty() {
             "-".to_owned()
         } else {
-            v.iter().map(|k| format!("KB{k}")).collect::<Vec<_>>().join(", ")
+            v.iter()
+                .map(|k| format!("KB{k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
     println!("  supersedes    {}", kbs(&s.supersedes));
@@ -340,7 +359,11 @@ pub fn stats(db: Option<&str>, json: bool) -> Result<ExitCode> {
     println!("CVEs             {}", s.cves);
     println!("vulnerabilities  {}", s.vulnerabilities);
     if let (Some(a), Some(b)) = (s.first_release, s.last_release) {
-        println!("date range       {} .. {}", a.format("%Y-%m-%d"), b.format("%Y-%m-%d"));
+        println!(
+            "date range       {} .. {}",
+            a.format("%Y-%m-%d"),
+            b.format("%Y-%m-%d")
+        );
     }
     for (kind, n) in &s.remediations {
         println!("remediations     {n:>7} {kind}");

@@ -77,7 +77,11 @@ enum CatalogCommand {
         #[arg(long)]
         from: Option<String>,
         /// API base URL (a mirror, or a local server in tests).
-        #[arg(long, default_value = "https://api.msrc.microsoft.com", env = "KBGAP_MSRC_URL")]
+        #[arg(
+            long,
+            default_value = "https://api.msrc.microsoft.com",
+            env = "KBGAP_MSRC_URL"
+        )]
         base_url: String,
         /// Attempts per request before giving up.
         #[arg(long, default_value_t = 4)]

@@ -10,9 +10,9 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     } else {
         ProgressBar::hidden()
     };
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {elapsed_precise} {wide_msg}")
-    {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:>10} [{bar:40}] {pos}/{len} {elapsed_precise} {wide_msg}",
+    ) {
         pb.set_style(style.progress_chars("=> "));
     }
     pb.set_message(what.to_owned());

@@ -41,7 +41,9 @@ pub fn load_engine(db: Option<&str>) -> Result<EngineCatalog> {
     let store = open_store(db)?;
     let docs = store.load_documents(None)?;
     if docs.is_empty() {
-        bail!("the catalog is empty: run `kbgap catalog import PATH` or `kbgap catalog sync` first");
+        bail!(
+            "the catalog is empty: run `kbgap catalog import PATH` or `kbgap catalog sync` first"
+        );
     }
     Ok(EngineCatalog::new(Catalog::from_documents(docs)))
 }
@@ -52,19 +54,86 @@ struct Scanned {
     result: Result<(Device, Assessment), String>,
 }
 
+/// Parses every file, then folds KB-list-only reports (wmic qfe, Get-HotFix) into the report of
+/// the same host that names its OS, so a `systeminfo` whose hotfix list was cut short is completed
+/// by the `qfe` output captured with it. Hosts match by host name or, when the KB list names no
+/// host, by file name (`X_qfe.txt` with `X_systeminfo.txt`). Unmatched KB lists are assessed
+/// alone (and say so).
 fn scan_files(cat: &EngineCatalog, files: &[PathBuf], settings: &Settings) -> Vec<Scanned> {
-    files
+    let parsed: Vec<(String, Result<Device, String>)> = files
         .par_iter()
         .map(|path| {
             let source = path.display().to_string();
-            let result = kbgap_inventory::file::parse_file(path)
-                .map_err(|e| e.to_string())
-                .map(|device| {
-                    let target = Target::from_device(&device);
-                    let a = assess(cat, &target, settings);
-                    (device, a)
-                });
-            Scanned { source, result }
+            let device = kbgap_inventory::file::parse_file(path).map_err(|e| e.to_string());
+            (source, device)
+        })
+        .collect();
+    let host_key = |d: &Device| d.host_name.as_deref().map(str::to_ascii_lowercase);
+    let stem_key = |source: &str| -> Option<String> {
+        let name = std::path::Path::new(source)
+            .file_stem()?
+            .to_str()?
+            .to_ascii_lowercase();
+        ["_systeminfo", "_qfe", "_hotfix", "_hotfixes"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix).map(|s| format!("file:{s}")))
+    };
+    let mut by_stem: BTreeMap<String, usize> = BTreeMap::new();
+    let mut with_os: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, (_, d)) in parsed.iter().enumerate() {
+        if let Ok(d) = d {
+            if d.has_os() {
+                if let Some(h) = host_key(d) {
+                    with_os.entry(h).or_insert(i);
+                }
+                if let Some(k) = stem_key(&parsed[i].0) {
+                    by_stem.entry(k).or_insert(i);
+                }
+            }
+        }
+    }
+    let mut devices: Vec<(String, Result<Device, String>)> = Vec::new();
+    let mut merged_into: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, (_, d)) in parsed.iter().enumerate() {
+        if let Ok(d) = d {
+            if d.source_format.is_kb_list_only() {
+                let target = match host_key(d) {
+                    Some(h) => with_os.get(&h),
+                    None => stem_key(&parsed[i].0).and_then(|k| by_stem.get(&k)),
+                };
+                if let Some(&target) = target {
+                    merged_into.entry(target).or_default().push(i);
+                }
+            }
+        }
+    }
+    let absorbed: std::collections::BTreeSet<usize> =
+        merged_into.values().flatten().copied().collect();
+    for (i, (source, d)) in parsed.iter().enumerate() {
+        if absorbed.contains(&i) {
+            continue;
+        }
+        let mut d = d.clone();
+        let mut source = source.clone();
+        if let (Ok(dev), Some(extra)) = (&mut d, merged_into.get(&i)) {
+            for &j in extra {
+                if let (other_source, Ok(other)) = &parsed[j] {
+                    if dev.merge_hotfixes(other).is_ok() {
+                        source = format!("{source} + {other_source}");
+                    }
+                }
+            }
+        }
+        devices.push((source, d));
+    }
+    devices
+        .into_par_iter()
+        .map(|(source, device)| Scanned {
+            source,
+            result: device.map(|device| {
+                let a = assess(cat, &Target::from_device(&device), settings);
+                (device, a)
+            }),
         })
         .collect()
 }
@@ -108,7 +177,12 @@ struct ErrorDto<'a> {
 }
 
 /// `kbgap scan FILE...`
-pub fn scan(db: Option<&str>, files: &[PathBuf], as_of: Option<&str>, format: Format) -> Result<ExitCode> {
+pub fn scan(
+    db: Option<&str>,
+    files: &[PathBuf],
+    as_of: Option<&str>,
+    format: Format,
+) -> Result<ExitCode> {
     let settings = Settings {
         as_of: as_of.map(parse_as_of).transpose()?,
     };
@@ -144,7 +218,11 @@ pub fn scan(db: Option<&str>, files: &[PathBuf], as_of: Option<&str>, format: Fo
     })
 }
 
-fn fix_dtos<'a>(a: &'a Assessment, device: &Device, missed_on: &BTreeMap<KbId, usize>) -> Vec<FixDto<'a>> {
+fn fix_dtos<'a>(
+    a: &'a Assessment,
+    device: &Device,
+    missed_on: &BTreeMap<KbId, usize>,
+) -> Vec<FixDto<'a>> {
     let os_build = device.os.build.map(|b| b.build);
     a.findings
         .iter()
@@ -176,7 +254,11 @@ fn print_json(scanned: &[Scanned], missed_on: &BTreeMap<KbId, usize>) -> Result<
                 os_build: device.os.build.map(|b| b.to_string()),
                 confidence: format!("{:?}", a.confidence),
                 notes: &a.notes,
-                products: a.products.iter().map(|p| format!("{} ({})", p.name, p.id)).collect(),
+                products: a
+                    .products
+                    .iter()
+                    .map(|p| format!("{} ({})", p.name, p.id))
+                    .collect(),
                 value: fix_dtos(a, device, missed_on),
             })?,
             Err(e) => serde_json::to_value(ErrorDto {
@@ -213,7 +295,10 @@ fn print_csv(scanned: &[Scanned], missed_on: &BTreeMap<KbId, usize>) -> Result<(
                 missed_on.get(&f.kb).copied().unwrap_or(1).to_string(),
                 f.cve_addressed.to_string(),
                 f.release_date.format("%Y-%m-%d").to_string(),
-                f.max_severity.map(|s| s.msrc_name()).unwrap_or("").to_owned(),
+                f.max_severity
+                    .map(|s| s.msrc_name())
+                    .unwrap_or("")
+                    .to_owned(),
                 format!("{:?}", a.confidence),
             ];
             println!("{}", row.join(","));
@@ -230,7 +315,11 @@ fn print_table(scanned: &[Scanned], missed_on: &BTreeMap<KbId, usize>) {
             s.source,
             device.host_name.as_deref().unwrap_or("-"),
             device.os.family.display_name(),
-            device.os.build.map(|b| b.to_string()).unwrap_or_else(|| "?".into()),
+            device
+                .os
+                .build
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "?".into()),
             a.confidence
         );
         for n in &a.notes {
@@ -261,8 +350,15 @@ fn print_table(scanned: &[Scanned], missed_on: &BTreeMap<KbId, usize>) {
 }
 
 /// `kbgap explain FILE KB`
-pub fn explain(db: Option<&str>, file: &PathBuf, kb: &str, as_of: Option<&str>) -> Result<ExitCode> {
-    let kb: KbId = kb.parse().with_context(|| format!("{kb:?} is not a KB number"))?;
+pub fn explain(
+    db: Option<&str>,
+    file: &PathBuf,
+    kb: &str,
+    as_of: Option<&str>,
+) -> Result<ExitCode> {
+    let kb: KbId = kb
+        .parse()
+        .with_context(|| format!("{kb:?} is not a KB number"))?;
     let settings = Settings {
         as_of: as_of.map(parse_as_of).transpose()?,
     };
@@ -271,13 +367,25 @@ pub fn explain(db: Option<&str>, file: &PathBuf, kb: &str, as_of: Option<&str>) 
     let target = Target::from_device(&device);
     let a = assess(&cat, &target, &settings);
 
-    println!("device   {} ({})", device.host_name.as_deref().unwrap_or("-"), file.display());
+    println!(
+        "device   {} ({})",
+        device.host_name.as_deref().unwrap_or("-"),
+        file.display()
+    );
     println!(
         "os       {}  build {}",
         device.os.family.display_name(),
-        device.os.build.map(|b| b.to_string()).unwrap_or_else(|| "?".into())
+        device
+            .os
+            .build
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "?".into())
     );
-    println!("listed   {} KB(s), list {:?}", target.installed.len(), target.kb_list);
+    println!(
+        "listed   {} KB(s), list {:?}",
+        target.installed.len(),
+        target.kb_list
+    );
     for p in &a.products {
         println!("product  {} ({}): {}", p.name, p.id, p.reason);
     }
@@ -286,13 +394,20 @@ pub fn explain(db: Option<&str>, file: &PathBuf, kb: &str, as_of: Option<&str>) 
     }
     println!();
     if let Some(f) = a.finding(kb) {
-        println!("KB{kb} is MISSING: {} ({})", f.name, f.release_date.format("%Y-%m-%d"));
+        println!(
+            "KB{kb} is MISSING: {} ({})",
+            f.name,
+            f.release_date.format("%Y-%m-%d")
+        );
         for e in &f.evidence {
             println!("  - {e}");
         }
         let cves: Vec<&str> = f.cves.iter().map(|c| c.as_str()).collect();
         println!("  CVEs on this device ({}): {}", cves.len(), cves.join(" "));
-        println!("  catalog-wide it addresses {} CVE(s); {}", f.cve_addressed, f.url);
+        println!(
+            "  catalog-wide it addresses {} CVE(s); {}",
+            f.cve_addressed, f.url
+        );
         return Ok(ExitCode::from(1));
     }
     if let Some(d) = a.dropped(kb) {
@@ -314,7 +429,10 @@ pub fn explain(db: Option<&str>, file: &PathBuf, kb: &str, as_of: Option<&str>) 
             }
             if let Some(d) = settings.as_of {
                 if s.release_date > d {
-                    println!("  (and it was released after the --as-of date {})", d.format("%Y-%m-%d"));
+                    println!(
+                        "  (and it was released after the --as-of date {})",
+                        d.format("%Y-%m-%d")
+                    );
                 }
             }
         }

@@ -228,7 +228,8 @@ impl FromStr for DocumentId {
         let t = s.trim();
         if !t.is_empty()
             && t.len() <= 40
-            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             Ok(Self(t.to_owned()))
         } else {
@@ -318,7 +319,11 @@ impl FromStr for Build {
         {
             return Err(IdError::new("build", s));
         }
-        let n = |i: usize| parts[i].parse::<u32>().map_err(|_| IdError::new("build", s));
+        let n = |i: usize| {
+            parts[i]
+                .parse::<u32>()
+                .map_err(|_| IdError::new("build", s))
+        };
         Ok(Self {
             major: n(0)?,
             minor: n(1)?,
@@ -525,7 +530,9 @@ mod tests {
         assert_eq!("6.3.9600".parse::<Build>().unwrap().revision, None);
         assert!("5.15.92.1-1".parse::<Build>().is_err());
         assert!("4.8.9334.0 and 4.8.4802.0".parse::<Build>().is_err());
-        assert!("https://aka.ms/OfficeSecurityReleases".parse::<Build>().is_err());
+        assert!("https://aka.ms/OfficeSecurityReleases"
+            .parse::<Build>()
+            .is_err());
         assert!(Build::new(10, 0, 19045, Some(2604)) > Build::new(10, 0, 19045, Some(2486)));
     }
 
@@ -557,7 +564,10 @@ mod tests {
     #[test]
     fn severity_orders_and_maps() {
         assert!(Severity::Critical > Severity::Important);
-        assert_eq!(Severity::parse("Important").unwrap().defender_name(), "High");
+        assert_eq!(
+            Severity::parse("Important").unwrap().defender_name(),
+            "High"
+        );
         assert_eq!(Severity::parse("medium"), Some(Severity::Moderate));
     }
 }

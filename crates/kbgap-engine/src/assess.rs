@@ -244,7 +244,9 @@ fn finding(
         kb: node.kb,
         name: meta.map(|m| m.name.clone()).unwrap_or_default(),
         products_names: meta.map(|m| m.products_names.clone()).unwrap_or_default(),
-        url: meta.map(|m| m.url.clone()).unwrap_or_else(|| node.kb.catalog_url()),
+        url: meta
+            .map(|m| m.url.clone())
+            .unwrap_or_else(|| node.kb.catalog_url()),
         release_date: node.month,
         sub_type: node.sub_type.as_deref().map(str::to_owned),
         cve_addressed: meta.map(|m| m.cve_count).unwrap_or(cves.len()),
@@ -262,7 +264,10 @@ fn confidence(
     notes: &mut Vec<String>,
 ) -> Confidence {
     let mut level = Confidence::Medium;
-    if target.build.is_some_and(|b| b.is_nt10() && b.revision.is_some()) {
+    if target
+        .build
+        .is_some_and(|b| b.is_nt10() && b.revision.is_some())
+    {
         level = Confidence::High;
     }
     if let KbListState::Truncated { declared, listed } = target.kb_list {

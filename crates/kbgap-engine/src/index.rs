@@ -201,4 +201,3 @@ fn index_document(
         }
     }
 }
-

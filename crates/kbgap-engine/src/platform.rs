@@ -67,7 +67,11 @@ pub fn out_of_scope(sub_type: &str) -> bool {
     let s = sub_type.trim().to_ascii_lowercase();
     matches!(
         s.as_str(),
-        "update" | "preview rollup" | "servicing stack update" | "setup du" | "setup dynamic update"
+        "update"
+            | "preview rollup"
+            | "servicing stack update"
+            | "setup du"
+            | "setup dynamic update"
     ) || s.contains("preview")
         || s.contains("servicing stack")
 }
@@ -156,12 +160,19 @@ impl PlatformModel {
         }
         let mut acc: HashMap<KbId, Acc> = HashMap::new();
         let mut supersedes: Vec<(KbId, KbId)> = Vec::new();
-        let mut unit_rows: HashMap<(CveId, ProductId), (Vec<KbId>, Option<Severity>, Vec<(KbId, Build)>)> =
-            HashMap::new();
+        let mut unit_rows: HashMap<
+            (CveId, ProductId),
+            (Vec<KbId>, Option<Severity>, Vec<(KbId, Build)>),
+        > = HashMap::new();
         for (product, comp) in &products {
             for row in cat.rows(product) {
-                if key.as_of.is_some_and(|d| row.doc_release > d) {
-                    continue;
+                // As-of: the document must have been out, and so must the KB itself (documents
+                // are rewritten: 2018-Jan names April 2019's KB4493464).
+                if let Some(d) = key.as_of {
+                    let kb_month = cat.kb_meta(row.kb).map(|m| m.month);
+                    if row.doc_release > d || kb_month.is_some_and(|m| m > d) {
+                        continue;
+                    }
                 }
                 let a = acc.entry(row.kb).or_insert_with(|| Acc {
                     sub_types: HashMap::new(),
@@ -176,7 +187,10 @@ impl PlatformModel {
                 a.flash |= *comp == Some(Component::Flash);
                 a.dotnet |= *comp == Some(Component::DotNet);
                 a.earliest = a.earliest.min(row.doc_release);
-                if let Some(b) = row.fixed_build.filter(|b| b.is_nt10() && b.revision.is_some()) {
+                if let Some(b) = row
+                    .fixed_build
+                    .filter(|b| b.is_nt10() && b.revision.is_some())
+                {
                     a.builds.insert(b);
                 }
                 for old in &row.supersedes {
@@ -191,7 +205,10 @@ impl PlatformModel {
                     u.0.push(row.kb);
                 }
                 u.1 = u.1.max(row.severity);
-                if let Some(b) = row.fixed_build.filter(|b| b.is_nt10() && b.revision.is_some()) {
+                if let Some(b) = row
+                    .fixed_build
+                    .filter(|b| b.is_nt10() && b.revision.is_some())
+                {
                     u.2.push((row.kb, b));
                 }
             }
@@ -264,7 +281,9 @@ impl PlatformModel {
             match n.series {
                 Series::Lcu => {
                     for (j, m) in nodes.iter().enumerate() {
-                        if m.series == Series::Hotpatch && month_number(m.month) <= month_number(n.month) {
+                        if m.series == Series::Hotpatch
+                            && month_number(m.month) <= month_number(n.month)
+                        {
                             covers[i].insert(j);
                         }
                     }
@@ -275,7 +294,9 @@ impl PlatformModel {
                             continue;
                         }
                         let (mm, nm) = (month_number(m.month), month_number(n.month));
-                        if mm < nm || (mm == nm && (m.series == Series::SecurityOnly || m.kb < n.kb)) {
+                        if mm < nm
+                            || (mm == nm && (m.series == Series::SecurityOnly || m.kb < n.kb))
+                        {
                             covers[i].insert(j);
                         }
                     }
@@ -283,7 +304,10 @@ impl PlatformModel {
                 _ => {}
             }
         }
-        let covers: Vec<Vec<usize>> = covers.into_iter().map(|s| s.into_iter().collect()).collect();
+        let covers: Vec<Vec<usize>> = covers
+            .into_iter()
+            .map(|s| s.into_iter().collect())
+            .collect();
 
         let mut units: Vec<Unit> = unit_rows
             .into_iter()

@@ -100,7 +100,10 @@ pub fn resolve(cat: &EngineCatalog, target: &Target) -> Result<Resolution, Strin
         let before = candidates.len();
         candidates.retain(|c| !c.2.server_core);
         if before != candidates.len() {
-            notes.push("installation type unknown: assessed as a full installation (not Server Core)".to_owned());
+            notes.push(
+                "installation type unknown: assessed as a full installation (not Server Core)"
+                    .to_owned(),
+            );
         }
     }
     let Some((platform, name, _)) = candidates.first().cloned() else {
@@ -108,7 +111,9 @@ pub fn resolve(cat: &EngineCatalog, target: &Target) -> Result<Resolution, Strin
             "unmapped product: no MSRC product matches {} (release {}, {})",
             os.family.display_name(),
             os.release.as_deref().unwrap_or("-"),
-            os.arch.map(|a| a.as_str()).unwrap_or("architecture unknown")
+            os.arch
+                .map(|a| a.as_str())
+                .unwrap_or("architecture unknown")
         ));
     };
     if candidates.len() > 1 {
@@ -209,4 +214,3 @@ fn in_catalog_era(f: OsFamily) -> bool {
             | OsFamily::Unknown
     )
 }
-

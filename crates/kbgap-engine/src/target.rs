@@ -67,7 +67,9 @@ impl Target {
         let kb_list = match device.hotfix_list {
             HotfixListState::Complete => KbListState::Complete,
             HotfixListState::None => KbListState::Empty,
-            HotfixListState::Truncated { declared, listed } => KbListState::Truncated { declared, listed },
+            HotfixListState::Truncated { declared, listed } => {
+                KbListState::Truncated { declared, listed }
+            }
             HotfixListState::Unknown => KbListState::Unknown,
         };
         Self {
