@@ -71,6 +71,24 @@ pub fn assess(cat: &EngineCatalog, target: &Target, settings: &Settings) -> Asse
     }
     let starts: Vec<usize> = evidence.keys().copied().collect();
     let covered = model.covered_from(&starts);
+    // A device whose newest installed rollup-or-security-only update is a Security Only one follows
+    // the Security-Only track: report Security Only and IE Cumulative updates, not the Rollup.
+    let security_only_track = starts
+        .iter()
+        .filter(|&&n| {
+            matches!(
+                model.nodes[n].series,
+                Series::MonthlyRollup | Series::SecurityOnly
+            )
+        })
+        .max_by_key(|&&n| {
+            let node = &model.nodes[n];
+            (node.month, node.series == Series::MonthlyRollup)
+        })
+        .is_some_and(|&n| model.nodes[n].series == Series::SecurityOnly);
+    if security_only_track {
+        notes.push("the device follows the Security-Only track: Security Only and IE Cumulative updates are reported instead of Monthly Rollups".to_owned());
+    }
 
     // Units: fixed, or assigned to the best head.
     let mut assigned: BTreeMap<usize, Vec<usize>> = BTreeMap::new(); // head -> units
@@ -86,11 +104,17 @@ pub fn assess(cat: &EngineCatalog, target: &Target, settings: &Settings) -> Asse
             }
             continue;
         }
-        let head = unit
-            .members
-            .iter()
-            .filter_map(|&m| model.best_head[m])
-            .max_by_key(|&h| model.head_key(h));
+        let pick = |heads: &[Option<usize>]| {
+            unit.members
+                .iter()
+                .filter_map(|&m| heads[m])
+                .max_by_key(|&h| model.head_key(h))
+        };
+        let head = if security_only_track {
+            pick(&model.best_head_without_rollups).or_else(|| pick(&model.best_head))
+        } else {
+            pick(&model.best_head)
+        };
         let Some(head) = head else { continue }; // only out-of-scope KBs fix it
         assigned.entry(head).or_default().push(u);
         for &m in &unit.members {

@@ -133,6 +133,8 @@ pub struct PlatformModel {
     pub units: Vec<Unit>,
     /// `best_head[n]`: the newest reportable KB covering node n (n itself when nothing does).
     pub best_head: Vec<Option<usize>>,
+    /// The same without Monthly Rollups, for devices on the Security-Only track.
+    pub best_head_without_rollups: Vec<Option<usize>>,
 }
 
 impl PlatformModel {
@@ -281,9 +283,7 @@ impl PlatformModel {
             match n.series {
                 Series::Lcu => {
                     for (j, m) in nodes.iter().enumerate() {
-                        if m.series == Series::Hotpatch
-                            && month_number(m.month) <= month_number(n.month)
-                        {
+                        if m.series == Series::Hotpatch && lcu_includes_hotpatch(n, m) {
                             covers[i].insert(j);
                         }
                     }
@@ -324,13 +324,16 @@ impl PlatformModel {
             .collect();
         units.sort_by(|a, b| (&a.cve, &a.product).cmp(&(&b.cve, &b.product)));
 
-        let best_head = compute_best_heads(&nodes, &covers);
+        let best_head = compute_best_heads(&nodes, &covers, |_| true);
+        let best_head_without_rollups =
+            compute_best_heads(&nodes, &covers, |n| n.series != Series::MonthlyRollup);
         Self {
             nodes,
             index,
             covers,
             units,
             best_head,
+            best_head_without_rollups,
         }
     }
 
@@ -361,6 +364,20 @@ impl PlatformModel {
     }
 }
 
+/// Whether a cumulative update includes a hotpatch: by fixed-build revision on a shared build
+/// when both have one (a hotpatch sits between two LCUs), else by release order. Months alone
+/// are not enough: archive gaps can date an LCU to the month after its release.
+fn lcu_includes_hotpatch(lcu: &KbNode, hotpatch: &KbNode) -> bool {
+    for a in &lcu.fixed_builds {
+        for b in &hotpatch.fixed_builds {
+            if a.build == b.build {
+                return a.revision >= b.revision;
+            }
+        }
+    }
+    lcu.order_key() >= hotpatch.order_key()
+}
+
 fn platform_is_nt10(cat: &EngineCatalog, platform: &ProductId) -> bool {
     cat.catalog()
         .product(platform)
@@ -368,12 +385,20 @@ fn platform_is_nt10(cat: &EngineCatalog, platform: &ProductId) -> bool {
         .is_some_and(|w| w.is_nt10())
 }
 
-/// For every node, the best reportable node among those that cover it (itself included).
-/// Coverage edges point from newer to older, so parents are found by reversing them.
-fn compute_best_heads(nodes: &[KbNode], covers: &[Vec<usize>]) -> Vec<Option<usize>> {
+/// For every node, the best reportable node among those that cover it (itself included),
+/// considering only `eligible` nodes as heads and as links. Coverage edges point from newer to
+/// older, so parents are found by reversing them.
+fn compute_best_heads(
+    nodes: &[KbNode],
+    covers: &[Vec<usize>],
+    eligible: impl Fn(&KbNode) -> bool,
+) -> Vec<Option<usize>> {
     let n = nodes.len();
     let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (a, cs) in covers.iter().enumerate() {
+        if !eligible(&nodes[a]) {
+            continue;
+        }
         for &b in cs {
             parents[b].push(a);
         }
@@ -401,7 +426,11 @@ fn compute_best_heads(nodes: &[KbNode], covers: &[Vec<usize>]) -> Vec<Option<usi
                 }
                 continue;
             }
-            let mut b = if nodes[v].in_scope { Some(v) } else { None };
+            let mut b = if nodes[v].in_scope && eligible(&nodes[v]) {
+                Some(v)
+            } else {
+                None
+            };
             for &p in &parents[v] {
                 // A parent still being visited is part of a cycle (junk supersedence): skip it.
                 if state[p] == 2 {

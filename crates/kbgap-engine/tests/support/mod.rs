@@ -24,7 +24,10 @@ pub fn archive_documents() -> &'static [Document] {
         files.sort();
         assert_eq!(files.len(), 127, "the archive has 127 documents");
         let docs: Vec<Document> = std::thread::scope(|s| {
-            let chunks: Vec<Vec<PathBuf>> = files.chunks(files.len().div_ceil(2)).map(<[_]>::to_vec).collect();
+            let chunks: Vec<Vec<PathBuf>> = files
+                .chunks(files.len().div_ceil(2))
+                .map(<[_]>::to_vec)
+                .collect();
             let handles: Vec<_> = chunks
                 .into_iter()
                 .map(|chunk| {
@@ -42,7 +45,10 @@ pub fn archive_documents() -> &'static [Document] {
                     })
                 })
                 .collect();
-            handles.into_iter().flat_map(|h| h.join().expect("parser thread")).collect()
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("parser thread"))
+                .collect()
         });
         docs
     })
@@ -71,7 +77,11 @@ pub fn day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
 /// Assesses a device fixture against the archive as of a date.
 pub fn assess_fixture(name: &str, as_of: Option<DateTime<Utc>>) -> Assessment {
     let dev = device(name);
-    assess(archive_engine(), &Target::from_device(&dev), &Settings { as_of })
+    assess(
+        archive_engine(),
+        &Target::from_device(&dev),
+        &Settings { as_of },
+    )
 }
 
 /// The KBs of an assessment's findings.
