@@ -1,11 +1,9 @@
 //! End-to-end tests of the MSRC client against a local HTTP server serving real CVRF fixtures (no network).
 
-mod support;
-
 use kbgap_core::DocumentId;
 use kbgap_msrc::{plan_sync, run_sync, ClientOptions, MsrcClient, MsrcError, SyncError};
+use kbgap_testdata::http::{Reply, TestServer};
 use std::time::{Duration, Instant};
-use support::{Reply, TestServer};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
 

@@ -5,6 +5,8 @@
 //! are never copied into it. Every function panics with a clear message when a fixture is
 //! missing: tests that need them cannot run meaningfully without.
 
+pub mod http;
+
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};

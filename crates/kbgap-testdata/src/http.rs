@@ -1,4 +1,4 @@
-//! A tiny scripted HTTP/1.1 server on 127.0.0.1 for the client tests: no network, no extra crates.
+//! A tiny scripted HTTP/1.1 server on 127.0.0.1 for tests of HTTP clients: no network, no extra crates.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
