@@ -76,6 +76,9 @@ pub fn out_of_scope(sub_type: &str) -> bool {
         || s.contains("servicing stack")
 }
 
+/// While building: a unit's KBs, severity and fixed builds.
+type UnitRows = (Vec<KbId>, Option<Severity>, Vec<(KbId, Build)>);
+
 /// One KB on the platform.
 #[derive(Debug, Clone)]
 pub struct KbNode {
@@ -162,10 +165,7 @@ impl PlatformModel {
         }
         let mut acc: HashMap<KbId, Acc> = HashMap::new();
         let mut supersedes: Vec<(KbId, KbId)> = Vec::new();
-        let mut unit_rows: HashMap<
-            (CveId, ProductId),
-            (Vec<KbId>, Option<Severity>, Vec<(KbId, Build)>),
-        > = HashMap::new();
+        let mut unit_rows: HashMap<(CveId, ProductId), UnitRows> = HashMap::new();
         for (product, comp) in &products {
             for row in cat.rows(product) {
                 // As-of: the document must have been out, and so must the KB itself (documents
