@@ -12,7 +12,8 @@ use std::process::ExitCode;
 
 use crate::progress;
 
-/// Opens the store named by `--db`/`KBGAP_DB`, or the default file.
+/// Opens the store named by `--db`/`KBGAP_DB`, or the default file, and re-derives documents
+/// stored by a kbgap with another model version from their stored sources.
 pub fn open_store(db: Option<&str>) -> Result<Box<dyn CatalogStore>> {
     let url = match db {
         Some(u) => u.to_owned(),
@@ -20,7 +21,37 @@ pub fn open_store(db: Option<&str>) -> Result<Box<dyn CatalogStore>> {
             .to_string_lossy()
             .into_owned(),
     };
-    Ok(kbgap_store::open(&url)?)
+    let mut store = kbgap_store::open(&url)?;
+    refresh_stale(store.as_mut())?;
+    Ok(store)
+}
+
+/// Re-parses documents whose stored model is from another kbgap version (their sources are
+/// kept for this), in one transaction.
+fn refresh_stale(store: &mut dyn CatalogStore) -> Result<()> {
+    let stale = store.stale_documents()?;
+    if stale.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(
+        count = stale.len(),
+        "re-deriving documents stored by another kbgap version"
+    );
+    let items: Vec<ImportItem> = stale
+        .into_par_iter()
+        .map(|s| {
+            let (parsed, format) = parse_document(&s.source, &s.origin)
+                .with_context(|| format!("re-parsing stored document {}", s.id))?;
+            Ok(ImportItem {
+                parsed,
+                source: s.source,
+                format,
+                origin: s.origin,
+            })
+        })
+        .collect::<Result<_>>()?;
+    store.import(items)?;
+    Ok(())
 }
 
 /// The outcome of one import or sync, for people and for `--json`.

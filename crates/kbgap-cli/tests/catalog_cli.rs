@@ -327,3 +327,44 @@ fn the_whole_archive_imports() {
     assert_eq!(s["documents"], 127);
     assert_eq!(s["first_release"], "2016-04-12T07:00:00Z");
 }
+
+/// Documents stored by a kbgap with another model version are re-derived from their stored
+/// sources on the next use, without re-downloading.
+#[test]
+fn stale_documents_are_reparsed_from_stored_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("k.db");
+    let mar = msrc_dir().join("cvrfDocument-2020-Mar.xml");
+    assert!(kbgap(&db, &["catalog", "import", mar.to_str().unwrap()])
+        .status
+        .success());
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let n = conn
+            .execute("UPDATE documents SET model_version = 0", [])
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let kb = show_json(&db, "4540673");
+    assert_eq!(kb["cve_count"], 94);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let v: i64 = conn
+        .query_row("SELECT model_version FROM documents", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, i64::from(kbgap_catalog::MODEL_VERSION));
+}
+
+/// The MSRC API's JSON form imports like the XML form (a small hand-written document).
+#[test]
+fn json_documents_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("k.db");
+    let json =
+        kbgap_testdata::workspace_dir().join("crates/kbgap-catalog/tests/data/cvrf-sample.json");
+    let o = kbgap(&db, &["catalog", "import", json.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stats_json(&db)["documents"], 1);
+    let kb = show_json(&db, "5022840");
+    assert_eq!(kb["document"], "2023-Feb");
+    assert!(!kb["fixed_builds"].as_array().unwrap().is_empty());
+}
