@@ -230,8 +230,7 @@ fn build_demo_db(dir: &Path, tenant: &str) -> Result<PathBuf> {
     }])?;
     let mut batch = Vec::new();
     for (name, bytes) in DEMO_DEVICES {
-        let device =
-            kbgap_inventory::parse_any(bytes, name).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let device = kbgap_inventory::parse_any(bytes, name).map_err(|e| anyhow::anyhow!("{e}"))?;
         batch.push(DeviceUpsert {
             machine_id: machine_id_for(&device, tenant)?,
             device,

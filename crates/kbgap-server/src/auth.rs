@@ -357,9 +357,13 @@ impl Permission {
     pub fn granted_by<'a>(self, perms: impl IntoIterator<Item = &'a String>) -> bool {
         if self == Self::DeviceIngest {
             return perms.into_iter().any(|p| {
-                ["Device.Ingest", "Machine.ReadWrite.All", "Machine.ReadWrite"]
-                    .iter()
-                    .any(|r| p.eq_ignore_ascii_case(r))
+                [
+                    "Device.Ingest",
+                    "Machine.ReadWrite.All",
+                    "Machine.ReadWrite",
+                ]
+                .iter()
+                .any(|r| p.eq_ignore_ascii_case(r))
             });
         }
         let stem = self.stem();

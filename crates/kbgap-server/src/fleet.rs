@@ -262,8 +262,8 @@ impl DeviceIngest for StoreFleet {
     fn ingest(&self, reports: Vec<Device>) -> Result<Vec<IngestedDevice>, IngestError> {
         let mut batch = Vec::with_capacity(reports.len());
         for device in reports {
-            let machine_id =
-                machine_id_for(&device, &self.tenant).map_err(|e| IngestError::Invalid(e.to_string()))?;
+            let machine_id = machine_id_for(&device, &self.tenant)
+                .map_err(|e| IngestError::Invalid(e.to_string()))?;
             batch.push(DeviceUpsert { machine_id, device });
         }
         let names: HashMap<MachineId, Option<String>> = batch
@@ -353,10 +353,7 @@ fn catalog_vulnerabilities(catalog: &Catalog) -> (Vec<PublicVulnerabilityDto>, B
     for doc in docs {
         for v in &doc.vulnerabilities {
             let severity = v.severities.iter().map(|s| s.severity).max();
-            let best = v
-                .cvss
-                .iter()
-                .max_by(|a, b| a.base.total_cmp(&b.base));
+            let best = v.cvss.iter().max_by(|a, b| a.base.total_cmp(&b.base));
             let public = v.exploited == Some(true);
             if public {
                 exploited.insert(v.cve.clone());
@@ -573,7 +570,10 @@ fn build_snapshot(
         snap.asset_by_machine.insert(id, Arc::new(rows));
         software_names.extend(v.software.iter().cloned());
         for s in &v.software {
-            snap.software_machines.entry(s.clone()).or_default().push(id);
+            snap.software_machines
+                .entry(s.clone())
+                .or_default()
+                .push(id);
         }
         snap.machine_software.insert(id, v.software);
         machines.push(v.machine);

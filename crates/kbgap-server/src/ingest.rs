@@ -107,11 +107,7 @@ fn apply_host(device: &mut Device, host: Option<&str>, source: &str) -> Result<(
     }
 }
 
-fn parse_report(
-    bytes: &[u8],
-    source: &str,
-    host: Option<&str>,
-) -> Result<Device, ApiError> {
+fn parse_report(bytes: &[u8], source: &str, host: Option<&str>) -> Result<Device, ApiError> {
     let mut d = kbgap_inventory::parse_any(bytes, source)
         .map_err(|e| ApiError::InvalidRequestBody(e.to_string()))?;
     apply_host(&mut d, host, source)?;
