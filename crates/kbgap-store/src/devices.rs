@@ -66,15 +66,29 @@ pub fn machine_id_for(device: &Device, tenant: &str) -> Result<MachineId, Device
     }
 }
 
-/// The canonical stored form of a report: the device with every source name blanked (the same
-/// report uploaded under another file name is the same report), serialised as JSON.
+/// The canonical stored form of a report: the device as JSON with every `source_name` (of the
+/// device, its KBs, facts and warnings) blanked, so the same report uploaded under another file
+/// name is the same report.
 pub fn canonical_report(device: &Device) -> Result<Vec<u8>, StoreError> {
-    let mut d = device.clone();
-    d.source_name.clear();
-    for w in &mut d.warnings {
-        w.source_name.clear();
+    fn blank(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, x) in map.iter_mut() {
+                    if k == "source_name" {
+                        *x = serde_json::Value::String(String::new());
+                    } else {
+                        blank(x);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(blank),
+            _ => {}
+        }
     }
-    serde_json::to_vec(&d).map_err(|e| StoreError::Database(format!("serialising report: {e}")))
+    let err = |e: serde_json::Error| StoreError::Database(format!("serialising report: {e}"));
+    let mut v = serde_json::to_value(device).map_err(err)?;
+    blank(&mut v);
+    serde_json::to_vec(&v).map_err(err)
 }
 
 /// Hex SHA-256 of bytes.
