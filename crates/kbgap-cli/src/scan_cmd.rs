@@ -321,7 +321,7 @@ fn print_table(scanned: &[Scanned], missed_on: &BTreeMap<KbId, usize>) {
 /// `kbgap explain FILE KB`
 pub fn explain(
     db: Option<&str>,
-    file: &PathBuf,
+    file: &std::path::Path,
     kb: &str,
     as_of: Option<&str>,
 ) -> Result<ExitCode> {

@@ -160,10 +160,8 @@ impl PlatformModel {
         }
         let mut acc: HashMap<KbId, Acc> = HashMap::new();
         let mut supersedes: Vec<(KbId, KbId)> = Vec::new();
-        let mut unit_rows: HashMap<
-            (CveId, ProductId),
-            (Vec<KbId>, Option<Severity>, Vec<(KbId, Build)>),
-        > = HashMap::new();
+        type UnitRow = (Vec<KbId>, Option<Severity>, Vec<(KbId, Build)>);
+        let mut unit_rows: HashMap<(CveId, ProductId), UnitRow> = HashMap::new();
         for (product, comp) in &products {
             for row in cat.rows(product) {
                 // As-of: the document must have been out, and so must the KB itself (documents

@@ -578,7 +578,7 @@ fn build_snapshot(
         snap.machine_software.insert(id, v.software);
         machines.push(v.machine);
     }
-    machines.sort_by(|a, b| a.id.cmp(&b.id));
+    machines.sort_by_key(|m| m.id);
     for (i, m) in machines.iter().enumerate() {
         snap.machine_index.insert(m.id, i);
         if let Some(n) = &m.computer_dns_name {
