@@ -57,7 +57,7 @@ pub trait DeviceIngest: Send + Sync + 'static {
 }
 
 /// Everything the Defender routes read, derived once per (catalog, fleet) generation.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Snapshot {
     catalog_generation: i64,
     fleet_generation: i64,
@@ -66,17 +66,19 @@ pub struct Snapshot {
     by_name: HashMap<String, usize>,
     missing: HashMap<MachineId, Vec<PublicProductFixDto>>,
     machine_software: HashMap<MachineId, Vec<SoftwareId>>,
-    machine_vulns: HashMap<MachineId, Vec<CveId>>,
+    machine_vulns: HashMap<MachineId, Arc<Vec<CveId>>>,
     software: Arc<Vec<Software>>,
     software_index: HashMap<SoftwareId, usize>,
     software_missing: HashMap<SoftwareId, Vec<PublicProductFixDto>>,
     software_machines: HashMap<SoftwareId, Vec<MachineId>>,
-    software_vulns: HashMap<SoftwareId, Vec<CveId>>,
+    software_vulns: HashMap<SoftwareId, Arc<Vec<CveId>>>,
     vulns: Arc<Vec<PublicVulnerabilityDto>>,
     vuln_index: HashMap<CveId, usize>,
     vuln_machines: HashMap<CveId, Vec<MachineId>>,
-    asset_vulns: Arc<Vec<PublicAssetVulnerabilityDto>>,
-    asset_by_machine: HashMap<MachineId, Arc<Vec<PublicAssetVulnerabilityDto>>>,
+    /// Each machine's shared (CVE, software, KB) rows; DTOs are made on request.
+    asset_sig: HashMap<MachineId, Arc<Signature>>,
+    /// The full machine-vulnerability list, built on first request.
+    asset_all: std::sync::OnceLock<Arc<Vec<PublicAssetVulnerabilityDto>>>,
 }
 
 /// The engine catalog and the catalog-wide vulnerability rows of one catalog generation.
@@ -388,14 +390,53 @@ fn catalog_vulnerabilities(catalog: &Catalog) -> (Vec<PublicVulnerabilityDto>, B
     (by_id.into_values().collect(), exploited)
 }
 
+/// The part of an assessment that many devices share: same matched products and same findings
+/// (KB, CVEs, replaced KBs) give the same (CVE, software, KB) rows. Computed once per distinct
+/// signature, so 10k identical desktops cost one row computation.
+struct Signature {
+    products: Vec<ProductId>,
+    findings: Vec<(KbId, Vec<CveId>, Vec<KbId>)>,
+    /// (CVE, software, fixing KB), sorted.
+    rows: Vec<(CveId, SoftwareId, KbId)>,
+    /// Distinct CVEs of `rows`.
+    cves: Arc<Vec<CveId>>,
+    /// Software -> (its CVEs, the KBs fixing them).
+    by_software: Vec<(SoftwareId, Vec<CveId>, Vec<KbId>)>,
+}
+
+impl Signature {
+    fn matches(&self, products: &[ProductId], a: &Assessment) -> bool {
+        self.products == products
+            && self.findings.len() == a.findings.len()
+            && self
+                .findings
+                .iter()
+                .zip(&a.findings)
+                .all(|((kb, cves, rep), f)| *kb == f.kb && *cves == f.cves && *rep == f.replaces)
+    }
+}
+
+fn signature_hash(products: &[ProductId], a: &Assessment) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    products.hash(&mut h);
+    for f in &a.findings {
+        f.kb.hash(&mut h);
+        f.cves.hash(&mut h);
+        f.replaces.hash(&mut h);
+    }
+    h.finish()
+}
+
+type SignatureCache = Mutex<HashMap<u64, Vec<Arc<Signature>>>>;
+
 /// What one device contributes to the snapshot.
 struct DeviceView {
     machine: Machine,
     build: Option<u32>,
     assessment: Assessment,
     software: Vec<SoftwareId>,
-    /// (CVE, software, fixing KB).
-    rows: Vec<(CveId, SoftwareId, KbId)>,
+    sig: Arc<Signature>,
 }
 
 fn software_map(cache: &CatalogCache, products: &[(ProductId, String)]) -> Arc<SoftwareMap> {
@@ -424,7 +465,58 @@ fn software_map(cache: &CatalogCache, products: &[(ProductId, String)]) -> Arc<S
     map
 }
 
-fn view_device(cache: &CatalogCache, d: &StoredDevice) -> DeviceView {
+fn compute_signature(
+    cache: &CatalogCache,
+    products: &[(ProductId, String)],
+    platform_sw: Option<&SoftwareId>,
+    a: &Assessment,
+) -> Signature {
+    let map = software_map(cache, products);
+    let mut rows = Vec::new();
+    for f in &a.findings {
+        for cve in &f.cves {
+            let mut sws: Vec<&SoftwareId> = Vec::new();
+            for kb in std::iter::once(&f.kb).chain(f.replaces.iter()) {
+                for s in map.get(&(cve.clone(), *kb)).into_iter().flatten() {
+                    if !sws.contains(&s) {
+                        sws.push(s);
+                    }
+                }
+            }
+            if sws.is_empty() {
+                sws.extend(platform_sw);
+            }
+            for s in sws {
+                rows.push((cve.clone(), s.clone(), f.kb));
+            }
+        }
+    }
+    rows.sort();
+    rows.dedup();
+    let cves: BTreeSet<CveId> = rows.iter().map(|(c, _, _)| c.clone()).collect();
+    let mut by_sw: BTreeMap<SoftwareId, (BTreeSet<CveId>, BTreeSet<KbId>)> = BTreeMap::new();
+    for (c, s, k) in &rows {
+        let e = by_sw.entry(s.clone()).or_default();
+        e.0.insert(c.clone());
+        e.1.insert(*k);
+    }
+    Signature {
+        products: products.iter().map(|(p, _)| p.clone()).collect(),
+        findings: a
+            .findings
+            .iter()
+            .map(|f| (f.kb, f.cves.clone(), f.replaces.clone()))
+            .collect(),
+        rows,
+        cves: Arc::new(cves.into_iter().collect()),
+        by_software: by_sw
+            .into_iter()
+            .map(|(s, (c, k))| (s, c.into_iter().collect(), k.into_iter().collect()))
+            .collect(),
+    }
+}
+
+fn view_device(cache: &CatalogCache, sigs: &SignatureCache, d: &StoredDevice) -> DeviceView {
     let machine = machine_dto(d);
     let assessment = assess(
         &cache.engine,
@@ -444,37 +536,33 @@ fn view_device(cache: &CatalogCache, d: &StoredDevice) -> DeviceView {
             }
         }
     }
-    let platform_sw = software.first().cloned();
-    let map = software_map(cache, &products);
-    let mut rows = Vec::new();
-    for f in &assessment.findings {
-        for cve in &f.cves {
-            let mut sws: Vec<&SoftwareId> = Vec::new();
-            for kb in std::iter::once(&f.kb).chain(f.replaces.iter()) {
-                if let Some(list) = map.get(&(cve.clone(), *kb)) {
-                    for s in list {
-                        if !sws.contains(&s) {
-                            sws.push(s);
-                        }
-                    }
-                }
+    let ids: Vec<ProductId> = products.iter().map(|(p, _)| p.clone()).collect();
+    let h = signature_hash(&ids, &assessment);
+    let found = sigs.lock().ok().and_then(|m| {
+        m.get(&h)
+            .and_then(|v| v.iter().find(|s| s.matches(&ids, &assessment)).cloned())
+    });
+    let sig = match found {
+        Some(s) => s,
+        None => {
+            let s = Arc::new(compute_signature(
+                cache,
+                &products,
+                software.first(),
+                &assessment,
+            ));
+            if let Ok(mut m) = sigs.lock() {
+                m.entry(h).or_default().push(s.clone());
             }
-            if sws.is_empty() {
-                if let Some(p) = &platform_sw {
-                    sws.push(p);
-                }
-            }
-            for s in sws {
-                rows.push((cve.clone(), s.clone(), f.kb));
-            }
+            s
         }
-    }
+    };
     DeviceView {
         build: d.device.os.build.map(|b| b.build),
         machine,
         assessment,
         software,
-        rows,
+        sig,
     }
 }
 
@@ -484,7 +572,11 @@ fn build_snapshot(
     catalog_generation: i64,
     fleet_generation: i64,
 ) -> Snapshot {
-    let views: Vec<DeviceView> = devices.par_iter().map(|d| view_device(cache, d)).collect();
+    let sigs: SignatureCache = Mutex::new(HashMap::new());
+    let views: Vec<DeviceView> = devices
+        .par_iter()
+        .map(|d| view_device(cache, &sigs, d))
+        .collect();
 
     // Fleet-wide counts.
     let mut missed_on: HashMap<KbId, u64> = HashMap::new();
@@ -510,11 +602,9 @@ fn build_snapshot(
     };
     let mut machines = Vec::with_capacity(views.len());
     let mut software_names: BTreeSet<SoftwareId> = BTreeSet::new();
-    let mut sw_cves: BTreeMap<SoftwareId, BTreeSet<CveId>> = BTreeMap::new();
-    let mut sw_exposed: BTreeMap<SoftwareId, BTreeSet<MachineId>> = BTreeMap::new();
-    let mut sw_kbs: BTreeMap<SoftwareId, BTreeMap<KbId, PublicProductFixDto>> = BTreeMap::new();
-    let mut vuln_machines: BTreeMap<CveId, Vec<MachineId>> = BTreeMap::new();
-    let mut asset_rows = Vec::new();
+    let mut kb_dtos: HashMap<KbId, PublicProductFixDto> = HashMap::new();
+    // Signature (by pointer) -> its devices.
+    let mut groups: HashMap<*const Signature, (Arc<Signature>, Vec<MachineId>)> = HashMap::new();
     for v in views {
         let id = v.machine.id;
         let fixes: Vec<PublicProductFixDto> = v
@@ -523,51 +613,17 @@ fn build_snapshot(
             .iter()
             .map(|f| fix_dto(f, v.build))
             .collect();
+        for f in &v.assessment.findings {
+            kb_dtos.entry(f.kb).or_insert_with(|| fix_dto(f, None));
+        }
         snap.missing.insert(id, fixes);
-        // kbgap does not inventory per-product versions: the OS build stands for the OS row.
-        let product_version = None::<String>;
-        let mut cves: BTreeSet<CveId> = BTreeSet::new();
-        let mut rows = Vec::with_capacity(v.rows.len());
-        for (cve, sw, kb) in &v.rows {
-            cves.insert(cve.clone());
-            sw_cves.entry(sw.clone()).or_default().insert(cve.clone());
-            sw_exposed.entry(sw.clone()).or_default().insert(id);
-            if let Some(f) = v.assessment.finding(*kb) {
-                sw_kbs
-                    .entry(sw.clone())
-                    .or_default()
-                    .entry(*kb)
-                    .or_insert_with(|| fix_dto(f, None));
-            }
-            let severity = cache
-                .vulns
-                .binary_search_by(|x| x.id.cmp(cve))
-                .ok()
-                .and_then(|i| cache.vulns[i].severity.clone());
-            rows.push(PublicAssetVulnerabilityDto {
-                id: PublicAssetVulnerabilityDto::make_id(
-                    id,
-                    cve,
-                    sw.vendor(),
-                    sw.product(),
-                    product_version.as_deref(),
-                    Some(*kb),
-                ),
-                cve_id: cve.clone(),
-                machine_id: id,
-                fixing_kb_id: Some(*kb),
-                product_name: sw.product().to_owned(),
-                product_vendor: sw.vendor().to_owned(),
-                product_version: product_version.clone(),
-                severity,
-            });
-        }
-        for c in &cves {
-            vuln_machines.entry(c.clone()).or_default().push(id);
-        }
-        snap.machine_vulns.insert(id, cves.into_iter().collect());
-        asset_rows.extend(rows.iter().cloned());
-        snap.asset_by_machine.insert(id, Arc::new(rows));
+        snap.machine_vulns.insert(id, v.sig.cves.clone());
+        groups
+            .entry(Arc::as_ptr(&v.sig))
+            .or_insert_with(|| (v.sig.clone(), Vec::new()))
+            .1
+            .push(id);
+        snap.asset_sig.insert(id, v.sig);
         software_names.extend(v.software.iter().cloned());
         for s in &v.software {
             snap.software_machines
@@ -586,6 +642,27 @@ fn build_snapshot(
         }
     }
     snap.machines = Arc::new(machines);
+
+    let mut sw_cves: BTreeMap<SoftwareId, BTreeSet<CveId>> = BTreeMap::new();
+    let mut sw_exposed: BTreeMap<SoftwareId, BTreeSet<MachineId>> = BTreeMap::new();
+    let mut sw_kbs: BTreeMap<SoftwareId, BTreeSet<KbId>> = BTreeMap::new();
+    let mut vuln_machines: BTreeMap<CveId, Vec<MachineId>> = BTreeMap::new();
+    for (sig, ids) in groups.into_values() {
+        for c in sig.cves.iter() {
+            vuln_machines.entry(c.clone()).or_default().extend(&ids);
+        }
+        for (sw, cves, kbs) in &sig.by_software {
+            sw_cves
+                .entry(sw.clone())
+                .or_default()
+                .extend(cves.iter().cloned());
+            sw_exposed.entry(sw.clone()).or_default().extend(&ids);
+            sw_kbs.entry(sw.clone()).or_default().extend(kbs);
+        }
+    }
+    for ids in vuln_machines.values_mut() {
+        ids.sort();
+    }
 
     let software: Vec<Software> = software_names
         .into_iter()
@@ -607,16 +684,18 @@ fn build_snapshot(
         snap.software_index.insert(s.id.clone(), i);
         snap.software_vulns.insert(
             s.id.clone(),
-            sw_cves
-                .get(&s.id)
-                .map(|c| c.iter().cloned().collect())
-                .unwrap_or_default(),
+            Arc::new(
+                sw_cves
+                    .get(&s.id)
+                    .map(|c| c.iter().cloned().collect())
+                    .unwrap_or_default(),
+            ),
         );
         snap.software_missing.insert(
             s.id.clone(),
             sw_kbs
-                .remove(&s.id)
-                .map(|m| m.into_values().collect())
+                .get(&s.id)
+                .map(|kbs| kbs.iter().filter_map(|k| kb_dtos.get(k).cloned()).collect())
                 .unwrap_or_default(),
         );
     }
@@ -636,15 +715,54 @@ fn build_snapshot(
     }
     snap.vulns = Arc::new(vulns);
     snap.vuln_machines = vuln_machines.into_iter().collect();
-    snap.asset_vulns = Arc::new(asset_rows);
     snap
 }
 
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("catalog_generation", &self.catalog_generation)
+            .field("fleet_generation", &self.fleet_generation)
+            .field("machines", &self.machines.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Snapshot {
+    /// One machine's machine-vulnerability rows.
+    fn asset_rows(&self, id: MachineId) -> Vec<PublicAssetVulnerabilityDto> {
+        let Some(sig) = self.asset_sig.get(&id) else {
+            return Vec::new();
+        };
+        sig.rows
+            .iter()
+            .map(|(cve, sw, kb)| PublicAssetVulnerabilityDto {
+                // kbgap does not inventory per-product versions.
+                id: PublicAssetVulnerabilityDto::make_id(
+                    id,
+                    cve,
+                    sw.vendor(),
+                    sw.product(),
+                    None,
+                    Some(*kb),
+                ),
+                cve_id: cve.clone(),
+                machine_id: id,
+                fixing_kb_id: Some(*kb),
+                product_name: sw.product().to_owned(),
+                product_vendor: sw.vendor().to_owned(),
+                product_version: None,
+                severity: self
+                    .vuln_index
+                    .get(cve)
+                    .and_then(|&i| self.vulns[i].severity.clone()),
+            })
+            .collect()
+    }
     fn machine(&self, id: MachineId) -> Option<&Machine> {
         self.machine_index.get(&id).map(|&i| &self.machines[i])
     }
-    fn vulns_of(&self, ids: Option<&Vec<CveId>>) -> Vec<PublicVulnerabilityDto> {
+    fn vulns_of(&self, ids: Option<&Arc<Vec<CveId>>>) -> Vec<PublicVulnerabilityDto> {
         ids.map(|ids| {
             ids.iter()
                 .filter_map(|c| self.vuln_index.get(c).map(|&i| self.vulns[i].clone()))
@@ -757,12 +875,18 @@ impl FleetData for StoreFleet {
     ) -> DataResult<Arc<Vec<PublicAssetVulnerabilityDto>>> {
         let s = self.current()?;
         Ok(match machine {
-            Some(m) => s
-                .asset_by_machine
-                .get(&m)
-                .cloned()
-                .unwrap_or_else(|| Arc::new(Vec::new())),
-            None => s.asset_vulns.clone(),
+            Some(m) => Arc::new(s.asset_rows(m)),
+            None => s
+                .asset_all
+                .get_or_init(|| {
+                    Arc::new(
+                        s.machines
+                            .par_iter()
+                            .flat_map_iter(|m| s.asset_rows(m.id))
+                            .collect(),
+                    )
+                })
+                .clone(),
         })
     }
 }
