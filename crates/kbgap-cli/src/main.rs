@@ -3,6 +3,7 @@
 mod catalog_cmd;
 mod progress;
 mod scan_cmd;
+mod serve_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -45,6 +46,60 @@ enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// Serve the Defender-compatible HTTP API (and device ingestion) over the database.
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:8080", env = "KBGAP_LISTEN")]
+        listen: String,
+        /// Public base URL used in @odata links and accepted as token audience.
+        #[arg(long, env = "KBGAP_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// HS256 secret file for local tokens (default: jwt-secret in the data directory).
+        #[arg(long)]
+        jwt_secret_file: Option<PathBuf>,
+        /// JWKS file with RS256 keys to accept.
+        #[arg(long)]
+        jwks_file: Option<PathBuf>,
+        /// JWKS URL with RS256 keys to accept (fetched at start-up).
+        #[arg(long)]
+        jwks_url: Option<String>,
+        /// Extra accepted token issuer (repeatable).
+        #[arg(long = "issuer")]
+        issuers: Vec<String>,
+        /// Accept tokens of this Entra tenant (v1 and v2 issuers).
+        #[arg(long)]
+        entra_tenant: Option<String>,
+        /// Tenant used to derive machine ids of reports without one.
+        #[arg(long, default_value = "", env = "KBGAP_TENANT")]
+        tenant: String,
+        /// Serve the built-in offline demo (temporary database, prints a token).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Device reports stored in the database.
+    #[command(subcommand)]
+    Devices(DevicesCommand),
+    /// Mint an HS256 token signed with the local secret.
+    Token {
+        /// Application role (repeatable), e.g. Software.Read.All, Device.Ingest.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// `tid` claim.
+        #[arg(long, default_value = "local")]
+        tenant: String,
+        /// `appid` claim.
+        #[arg(long, default_value = "kbgap-cli")]
+        app: String,
+        /// Lifetime: 90s, 30m, 1h, 2d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// HS256 secret file (default: jwt-secret in the data directory).
+        #[arg(long)]
+        jwt_secret_file: Option<PathBuf>,
+        /// `iss` claim.
+        #[arg(long, default_value = serve_cmd::LOCAL_ISSUER)]
+        issuer: String,
+    },
     /// Why one KB is or is not reported for a device.
     Explain {
         /// Device file.
@@ -54,6 +109,19 @@ enum Command {
         /// Evaluate against the catalog as it stood on this date (YYYY-MM-DD).
         #[arg(long)]
         as_of: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevicesCommand {
+    /// Store device reports (systeminfo, wmic qfe, Get-HotFix, osquery, kbgap JSON).
+    Import {
+        /// Device files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Tenant used to derive machine ids of reports without one (must match `serve`).
+        #[arg(long, default_value = "", env = "KBGAP_TENANT")]
+        tenant: String,
     },
 }
 
@@ -105,7 +173,8 @@ enum CatalogCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    let serving = matches!(cli.command, Command::Serve { .. });
+    init_logging(cli.verbose, serving);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -147,15 +216,65 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             scan_cmd::scan(db.as_deref(), &files, as_of.as_deref(), format)
         }
+        Command::Serve {
+            listen,
+            public_url,
+            jwt_secret_file,
+            jwks_file,
+            jwks_url,
+            issuers,
+            entra_tenant,
+            tenant,
+            demo,
+        } => serve_cmd::serve(
+            db.as_deref(),
+            serve_cmd::ServeOptions {
+                listen,
+                public_url,
+                secret: secret_source(jwt_secret_file),
+                jwks_file,
+                jwks_url,
+                issuers,
+                entra_tenant,
+                tenant,
+                demo,
+            },
+        ),
+        Command::Devices(DevicesCommand::Import { files, tenant }) => {
+            serve_cmd::devices_import(db.as_deref(), &files, &tenant)
+        }
+        Command::Token {
+            roles,
+            tenant,
+            app,
+            ttl,
+            jwt_secret_file,
+            issuer,
+        } => serve_cmd::token(
+            &secret_source(jwt_secret_file),
+            &issuer,
+            &roles,
+            &tenant,
+            &app,
+            &ttl,
+        ),
         Command::Explain { file, kb, as_of } => {
             scan_cmd::explain(db.as_deref(), &file, &kb, as_of.as_deref())
         }
     }
 }
 
-fn init_logging(verbose: u8) {
+fn secret_source(file: Option<PathBuf>) -> serve_cmd::SecretSource {
+    serve_cmd::SecretSource {
+        file,
+        env: std::env::var("KBGAP_JWT_SECRET").ok(),
+    }
+}
+
+fn init_logging(verbose: u8, serving: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
+        0 if serving => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",

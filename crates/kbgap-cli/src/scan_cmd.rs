@@ -68,45 +68,14 @@ fn scan_files(cat: &EngineCatalog, files: &[PathBuf], settings: &Settings) -> Ve
             (source, device)
         })
         .collect();
-    let host_key = |d: &Device| d.host_name.as_deref().map(str::to_ascii_lowercase);
-    let stem_key = |source: &str| -> Option<String> {
-        let name = std::path::Path::new(source)
-            .file_stem()?
-            .to_str()?
-            .to_ascii_lowercase();
-        ["_systeminfo", "_qfe", "_hotfix", "_hotfixes"]
+    let merged_into = {
+        let view: Vec<(&str, Option<&Device>)> = parsed
             .iter()
-            .find_map(|suffix| name.strip_suffix(suffix).map(|s| format!("file:{s}")))
+            .map(|(s, d)| (s.as_str(), d.as_ref().ok()))
+            .collect();
+        kbgap_inventory::merge::plan_kb_list_merges(&view)
     };
-    let mut by_stem: BTreeMap<String, usize> = BTreeMap::new();
-    let mut with_os: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, (_, d)) in parsed.iter().enumerate() {
-        if let Ok(d) = d {
-            if d.has_os() {
-                if let Some(h) = host_key(d) {
-                    with_os.entry(h).or_insert(i);
-                }
-                if let Some(k) = stem_key(&parsed[i].0) {
-                    by_stem.entry(k).or_insert(i);
-                }
-            }
-        }
-    }
     let mut devices: Vec<(String, Result<Device, String>)> = Vec::new();
-    let mut merged_into: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (i, (_, d)) in parsed.iter().enumerate() {
-        if let Ok(d) = d {
-            if d.source_format.is_kb_list_only() {
-                let target = match host_key(d) {
-                    Some(h) => with_os.get(&h),
-                    None => stem_key(&parsed[i].0).and_then(|k| by_stem.get(&k)),
-                };
-                if let Some(&target) = target {
-                    merged_into.entry(target).or_default().push(i);
-                }
-            }
-        }
-    }
     let absorbed: std::collections::BTreeSet<usize> =
         merged_into.values().flatten().copied().collect();
     for (i, (source, d)) in parsed.iter().enumerate() {

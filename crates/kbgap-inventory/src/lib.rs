@@ -9,6 +9,7 @@ pub mod detect;
 pub mod device;
 pub mod error;
 pub mod file;
+pub mod merge;
 pub mod osquery;
 pub mod qfe;
 pub mod report;

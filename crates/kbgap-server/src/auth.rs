@@ -316,6 +316,9 @@ impl Caller {
     }
 }
 
+/// The kbgap application role that allows device ingestion.
+pub const INGEST_ROLE: &str = "Device.Ingest";
+
 /// The permission families of §7.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
@@ -327,6 +330,9 @@ pub enum Permission {
     Vulnerability,
     /// R: recommendations.
     Recommendation,
+    /// kbgap ingestion (`POST /kbgap/v1/devices`): role `Device.Ingest`, or a
+    /// `Machine.ReadWrite[.All]` role/scope.
+    DeviceIngest,
 }
 
 impl Permission {
@@ -336,15 +342,30 @@ impl Permission {
             Self::Software => "Software",
             Self::Vulnerability => "Vulnerability",
             Self::Recommendation => "SecurityRecommendation",
+            Self::DeviceIngest => "Device",
         }
     }
     /// The application role named in 403 messages (`Software.Read.All`).
     pub fn required_role(self) -> String {
+        if self == Self::DeviceIngest {
+            return INGEST_ROLE.to_owned();
+        }
         format!("{}.Read.All", self.stem())
     }
     /// True when any of `perms` grants this family: `X.Read.All`, `X.ReadWrite.All`
     /// (application) or `X.Read`, `X.ReadWrite` (delegated).
     pub fn granted_by<'a>(self, perms: impl IntoIterator<Item = &'a String>) -> bool {
+        if self == Self::DeviceIngest {
+            return perms.into_iter().any(|p| {
+                [
+                    "Device.Ingest",
+                    "Machine.ReadWrite.All",
+                    "Machine.ReadWrite",
+                ]
+                .iter()
+                .any(|r| p.eq_ignore_ascii_case(r))
+            });
+        }
         let stem = self.stem();
         perms.into_iter().any(|p| {
             let Some(rest) = p

@@ -55,6 +55,13 @@ pub enum ApiError {
     /// 400 `ODataError`: bad query options.
     #[error("{0}")]
     OData(String),
+    /// 400 `InvalidRequestBody`: an ingestion body that cannot be read (message names the
+    /// report and line).
+    #[error("{0}")]
+    InvalidRequestBody(String),
+    /// 413 `PayloadTooLarge`: an ingestion body over the size limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// 429 `TooManyRequests` with `Retry-After`.
     #[error("Too many requests. Retry after {retry_after_secs} seconds.")]
     TooManyRequests {
@@ -88,7 +95,8 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::ResourceNotFound(_) | Self::NotFound => StatusCode::NOT_FOUND,
-            Self::OData(_) => StatusCode::BAD_REQUEST,
+            Self::OData(_) | Self::InvalidRequestBody(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -103,6 +111,8 @@ impl ApiError {
             Self::ResourceNotFound(_) => "ResourceNotFound",
             Self::NotFound => "NotFound",
             Self::OData(_) => "ODataError",
+            Self::InvalidRequestBody(_) => "InvalidRequestBody",
+            Self::PayloadTooLarge(_) => "PayloadTooLarge",
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::TooManyRequests { .. } => "TooManyRequests",
             Self::Unavailable(_) => "ServiceUnavailable",

@@ -9,6 +9,8 @@ pub mod api_model;
 pub mod auth;
 pub mod data;
 pub mod error;
+pub mod fleet;
+pub mod ingest;
 pub mod odata;
 pub mod routes;
 pub mod throttle;
@@ -20,6 +22,7 @@ pub use api_model::{
 pub use auth::{mint_token, AuthConfig, Caller, LocalIssuer, Permission};
 pub use data::{DataError, DataResult, FleetData, InMemoryFleet};
 pub use error::ApiError;
+pub use fleet::{DeviceIngest, IngestError, IngestedDevice, StoreFleet};
 pub use throttle::{Clock, Limit, ManualClock, SystemClock, Throttle};
 
 use std::collections::HashMap;
@@ -55,6 +58,7 @@ struct Inner {
     auth: AuthConfig,
     config: ServerConfig,
     throttle: Throttle,
+    ingest: std::sync::OnceLock<Arc<dyn DeviceIngest>>,
 }
 
 /// Shared state of every request.
@@ -88,7 +92,23 @@ impl AppState {
             auth,
             config,
             throttle,
+            ingest: std::sync::OnceLock::new(),
         }))
+    }
+    /// State over a store-backed fleet, which also serves ingestion.
+    pub fn for_store(fleet: Arc<StoreFleet>, auth: AuthConfig, config: ServerConfig) -> Self {
+        let s = Self::new(fleet.clone(), auth, config);
+        s.set_ingest(fleet);
+        s
+    }
+    /// Enables the ingestion routes (without it they answer `404 NotFound`). Set once; later
+    /// calls are ignored.
+    pub fn set_ingest(&self, ingest: Arc<dyn DeviceIngest>) {
+        let _ = self.0.ingest.set(ingest);
+    }
+    /// The ingestion sink, if any.
+    pub fn ingest(&self) -> Option<Arc<dyn DeviceIngest>> {
+        self.0.ingest.get().cloned()
     }
     /// The data source.
     pub fn data(&self) -> Arc<dyn FleetData> {

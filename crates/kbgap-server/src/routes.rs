@@ -50,6 +50,10 @@ pub enum RouteKind {
     VulnerabilityMachineReferences,
     /// `GET /api/vulnerabilities/machinesVulnerabilities`
     MachinesVulnerabilities,
+    /// `POST /kbgap/v1/devices` (one report, any inventory format)
+    IngestDevice,
+    /// `POST /kbgap/v1/devices:batch` (JSON)
+    IngestBatch,
 }
 
 /// One GET route: its template (axum syntax, canonical case), permission and rate limit.
@@ -150,6 +154,38 @@ pub const ROUTES: &[RouteSpec] = &[
     ),
 ];
 
+/// kbgap's own POST routes (device ingestion). Kept apart from [`ROUTES`], which are the GET
+/// routes of the Defender contract.
+pub const INGEST_ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        limit: INGEST_LIMIT,
+        ..spec(
+            "/kbgap/v1/devices",
+            RouteKind::IngestDevice,
+            Permission::DeviceIngest,
+        )
+    },
+    RouteSpec {
+        limit: INGEST_LIMIT,
+        ..spec(
+            "/kbgap/v1/devices:batch",
+            RouteKind::IngestBatch,
+            Permission::DeviceIngest,
+        )
+    },
+];
+
+/// Ingestion rate limit per (route, app, tenant): fleets report in bursts.
+const INGEST_LIMIT: Limit = Limit {
+    per_minute: 6_000,
+    per_hour: 200_000,
+};
+
+/// Every route: the Defender GET routes then kbgap's ingestion routes.
+pub fn all_routes() -> impl Iterator<Item = &'static RouteSpec> {
+    ROUTES.iter().chain(INGEST_ROUTES.iter())
+}
+
 /// The OpenAPI document's path (served without authentication).
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
 
@@ -196,8 +232,7 @@ pub fn normalize_path(path: &str) -> String {
     {
         segs.remove(1);
     }
-    let templates = ROUTES
-        .iter()
+    let templates = all_routes()
         .map(|r| (r.template, false))
         .chain(RESERVED.iter().map(|t| (*t, true)))
         .chain(std::iter::once((OPENAPI_PATH, false)));
@@ -267,8 +302,7 @@ impl FromRequestParts<AppState> for Authorized {
             .get::<MatchedPath>()
             .map(|m| m.as_str().to_owned())
             .unwrap_or_default();
-        let route = ROUTES
-            .iter()
+        let route = all_routes()
             .find(|r| r.template == matched)
             .ok_or(ApiError::NotFound)?;
         authorise(&caller, route.permission)?;
@@ -644,9 +678,19 @@ pub fn inner_router(state: AppState) -> axum::Router {
             RouteKind::Vulnerability => get(vulnerability),
             RouteKind::VulnerabilityMachineReferences => get(vulnerability_machine_refs),
             RouteKind::MachinesVulnerabilities => get(machines_vulnerabilities),
+            RouteKind::IngestDevice | RouteKind::IngestBatch => continue,
         };
         r = r.route(route.template, mr);
     }
+    r = r
+        .route(
+            INGEST_ROUTES[0].template,
+            axum::routing::post(crate::ingest::ingest_one),
+        )
+        .route(
+            INGEST_ROUTES[1].template,
+            axum::routing::post(crate::ingest::ingest_batch),
+        );
     r.fallback(fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

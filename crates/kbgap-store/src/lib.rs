@@ -4,9 +4,14 @@
 //! (compressed) and its parsed model, replaced whole when a newer revision arrives. The engine's
 //! indexes are derived in memory from the documents, so every backend stores the same few tables.
 
+pub mod devices;
 pub mod sqlite;
 mod url;
 
+pub use devices::{
+    derive_machine_id, machine_id_for, DeviceIdError, DeviceStore, DeviceUpsert, Store,
+    StoredDevice, UpsertAction,
+};
 pub use url::{default_db_path, redact_url, DbLocation};
 
 use chrono::{DateTime, Utc};
@@ -193,6 +198,14 @@ fn revision_parts(text: &str) -> Option<Vec<u64>> {
 /// `sqlite::memory:` or a bare file path select SQLite; `postgres://` / `postgresql://` are
 /// recognised but not built yet ([`StoreError::UnsupportedUrl`], password redacted).
 pub fn open(url_or_path: &str) -> Result<Box<dyn CatalogStore>, StoreError> {
+    match DbLocation::parse(url_or_path)? {
+        DbLocation::SqliteFile(path) => Ok(Box::new(sqlite::SqliteStore::open(&path)?)),
+        DbLocation::SqliteMemory => Ok(Box::new(sqlite::SqliteStore::open_in_memory()?)),
+    }
+}
+
+/// Like [`open`], but the returned store serves both the catalog and the devices.
+pub fn open_store(url_or_path: &str) -> Result<Box<dyn Store>, StoreError> {
     match DbLocation::parse(url_or_path)? {
         DbLocation::SqliteFile(path) => Ok(Box::new(sqlite::SqliteStore::open(&path)?)),
         DbLocation::SqliteMemory => Ok(Box::new(sqlite::SqliteStore::open_in_memory()?)),

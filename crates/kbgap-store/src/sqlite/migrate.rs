@@ -6,8 +6,10 @@ use rusqlite::{Connection, TransactionBehavior};
 
 /// The migrations, in order. Version N is `migrations/sqlite/000N_*.sql`; never edit a released
 /// file, append a new one.
-pub const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/sqlite/0001_catalog.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_catalog.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_devices.sql")),
+];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {

@@ -6,6 +6,7 @@
 //! so a crash or kill mid-import leaves the previous catalog untouched.
 
 pub mod codec;
+mod devices;
 pub mod migrate;
 
 use crate::{

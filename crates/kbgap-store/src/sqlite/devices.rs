@@ -1,0 +1,184 @@
+//! [`DeviceStore`] for SQLite: the `devices` and `fleet_meta` tables of migration 0002.
+
+use super::{db, text_to_time, time_to_text, SqliteStore};
+use crate::devices::{
+    canonical_report, digest_hex, DeviceStore, DeviceUpsert, StoredDevice, UpsertAction,
+};
+use crate::StoreError;
+use chrono::{DateTime, Utc};
+use kbgap_core::MachineId;
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+const COLUMNS: &str =
+    "machine_id, host_name, report, report_digest, first_seen, last_seen, updated_at";
+
+fn row_to_device(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        id: r.get(0)?,
+        host_name: r.get(1)?,
+        report: r.get(2)?,
+        digest: r.get(3)?,
+        first_seen: r.get(4)?,
+        last_seen: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+struct RawRow {
+    id: String,
+    host_name: Option<String>,
+    report: Vec<u8>,
+    digest: String,
+    first_seen: String,
+    last_seen: String,
+    updated_at: String,
+}
+
+impl RawRow {
+    fn decode(self) -> Result<StoredDevice, StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt {
+            id: format!("device {}", self.id),
+            message,
+        };
+        let machine_id: MachineId = self
+            .id
+            .parse()
+            .map_err(|e| corrupt(format!("bad machine id: {e}")))?;
+        let device = serde_json::from_slice(&self.report)
+            .map_err(|e| corrupt(format!("column report: {e}")))?;
+        let id = format!("device {}", self.id);
+        Ok(StoredDevice {
+            machine_id,
+            host_name: self.host_name,
+            device,
+            report_digest: self.digest,
+            first_seen: text_to_time(&id, "first_seen", &self.first_seen)?,
+            last_seen: text_to_time(&id, "last_seen", &self.last_seen)?,
+            updated_at: text_to_time(&id, "updated_at", &self.updated_at)?,
+        })
+    }
+}
+
+impl SqliteStore {
+    fn query_devices(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<StoredDevice>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM devices {filter} ORDER BY machine_id");
+        let mut stmt = self.conn.prepare(&sql).map_err(db)?;
+        let raw = stmt
+            .query_map(args, row_to_device)
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        use rayon::prelude::*;
+        raw.into_par_iter().map(RawRow::decode).collect()
+    }
+}
+
+impl DeviceStore for SqliteStore {
+    fn upsert_devices(
+        &mut self,
+        batch: Vec<DeviceUpsert>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(MachineId, UpsertAction)>, StoreError> {
+        let encoded = batch
+            .iter()
+            .map(|u| {
+                let report = canonical_report(&u.device)?;
+                let digest = digest_hex(&report);
+                Ok((u, report, digest))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let now_text = time_to_text(now);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let mut out = Vec::with_capacity(encoded.len());
+        let mut changed = false;
+        for (u, report, digest) in encoded {
+            let id = u.machine_id.to_string();
+            let stored: Option<String> = tx
+                .query_row(
+                    "SELECT report_digest FROM devices WHERE machine_id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            let host = u.device.host_name.clone();
+            let host_key = host.as_deref().map(str::to_lowercase);
+            let action = match stored {
+                Some(d) if d == digest => {
+                    tx.execute(
+                        "UPDATE devices SET last_seen = ?2 WHERE machine_id = ?1",
+                        params![id, now_text],
+                    )
+                    .map_err(db)?;
+                    UpsertAction::Unchanged
+                }
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE devices SET host_name = ?2, host_key = ?3, report = ?4,
+                             report_digest = ?5, last_seen = ?6, updated_at = ?6
+                         WHERE machine_id = ?1",
+                        params![id, host, host_key, report, digest, now_text],
+                    )
+                    .map_err(db)?;
+                    changed = true;
+                    UpsertAction::Replaced
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO devices (machine_id, host_name, host_key, report,
+                             report_digest, first_seen, last_seen, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
+                        params![id, host, host_key, report, digest, now_text],
+                    )
+                    .map_err(db)?;
+                    changed = true;
+                    UpsertAction::Added
+                }
+            };
+            out.push((u.machine_id, action));
+        }
+        if changed {
+            tx.execute(
+                "UPDATE fleet_meta SET value = value + 1 WHERE key = 'generation'",
+                [],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    fn devices(&self) -> Result<Vec<StoredDevice>, StoreError> {
+        self.query_devices("", &[])
+    }
+
+    fn device(&self, id: MachineId) -> Result<Option<StoredDevice>, StoreError> {
+        let id = id.to_string();
+        Ok(self
+            .query_devices("WHERE machine_id = ?1", &[&id])?
+            .into_iter()
+            .next())
+    }
+
+    fn devices_by_host(&self, host: &str) -> Result<Vec<StoredDevice>, StoreError> {
+        let key = host.trim().to_lowercase();
+        self.query_devices("WHERE host_key = ?1", &[&key])
+    }
+
+    fn fleet_generation(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM fleet_meta WHERE key = 'generation'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)
+    }
+}
