@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: build kbgap, import the MSRC archive into an embedded SQLite store
-# under target/quickstart/, and scan the sample devices. Needs ../shared beside the checkout.
+# under target/quickstart/, scan sample devices, then serve the offline API demo (Ctrl-C stops it;
+# QUICKSTART_SERVE=0 skips it). Needs ../shared beside the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fixtures=../shared/fixtures
@@ -32,3 +33,9 @@ echo "== scan: a Windows 10 1803 machine captured on 2019-03-06 with no updates 
 "$kbgap" scan --as-of 2019-03-06 "$fixtures/systeminfo/wesng-validation/10_1803_x64_proforworkstations_en-us_B_20190306_systeminfo.txt" || true
 echo "== explain one answer"
 "$kbgap" explain --as-of 2019-03-06 "$fixtures/systeminfo/wesng-validation/10_1803_x64_proforworkstations_en-us_B_20190306_systeminfo.txt" KB4487017 || true
+
+if [ "${QUICKSTART_SERVE:-1}" != 0 ]; then
+  echo
+  echo "== the Defender-compatible API, offline demo (Ctrl-C to stop)"
+  exec "$kbgap" serve --demo --listen "${QUICKSTART_LISTEN:-127.0.0.1:8080}"
+fi
