@@ -22,7 +22,8 @@ measure() { # label, command...
   local times=() mems=()
   for _ in $(seq "$runs"); do
     [ "$label" = cold ] && rm -f "$work"/bench.db*
-    out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+    /usr/bin/time -o "$work/time.out" -f '%e %M' "$@" >/dev/null 2>&1
+    out=$(tail -1 "$work/time.out")
     times+=("${out% *}"); mems+=("${out#* }")
   done
   printf '%-10s median %6.2f s  (runs: %s)  peak RSS median %5d MB\n' "$label" \
