@@ -107,6 +107,16 @@ pub fn resolve(cat: &EngineCatalog, target: &Target) -> Result<Resolution, Strin
         }
     }
     let Some((platform, name, _)) = candidates.first().cloned() else {
+        let release_needed = matches!(
+            os.family,
+            OsFamily::Windows10 | OsFamily::Windows11 | OsFamily::ServerSemiAnnual
+        );
+        if let (true, None, Some(build)) = (release_needed, &os.release, target.build) {
+            return Err(format!(
+                "unmapped product: build {build} of {} is not a release kbgap or the catalog knows (newer than the catalog?); no findings",
+                os.family.display_name()
+            ));
+        }
         return Err(format!(
             "unmapped product: no MSRC product matches {} (release {}, {})",
             os.family.display_name(),

@@ -302,3 +302,17 @@ fn as_of_bounds_documents_and_kb_months() {
     assert!(a.findings.iter().all(|f| f.release_date <= as_of));
     assert!(a.finding(kb(4493464)).is_none());
 }
+
+/// Bad input: a build newer than the catalog knows gets a diagnostic naming the build, not a
+/// floor lookup to the nearest known release.
+#[test]
+fn unknown_newer_build_is_unmapped_with_a_diagnostic() {
+    let t = report("Windows 10 Enterprise", 28000, Some(100), "Client", &[]);
+    let a = run(&t, None);
+    assert!(a.findings.is_empty());
+    assert!(
+        a.notes.iter().any(|n| n.contains("build 10.0.28000.100")),
+        "{:?}",
+        a.notes
+    );
+}
