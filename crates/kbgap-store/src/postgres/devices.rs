@@ -89,16 +89,17 @@ impl PgStore {
     }
 }
 
-/// Multi-row form of a set of rows: parallel arrays for `unnest`.
-fn arrays<'a>(
-    rows: impl Iterator<Item = &'a Row>,
-) -> (
+/// Parallel arrays (id, host, host key, report, digest) of a set of rows, for `unnest`.
+type Columns<'a> = (
     Vec<&'a str>,
     Vec<Option<&'a str>>,
     Vec<Option<&'a str>>,
     Vec<&'a [u8]>,
     Vec<&'a str>,
-) {
+);
+
+/// Multi-row form of a set of rows: parallel arrays for `unnest`.
+fn arrays<'a>(rows: impl Iterator<Item = &'a Row>) -> Columns<'a> {
     let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in rows {
         out.0.push(r.id.as_str());
