@@ -205,6 +205,27 @@ fn replicas_share_one_postgres_database() {
         "now covered by April's: {after:?}"
     );
     assert_eq!(missing_ids(&a.base, &token, DESKTOP), after);
+
+    // SIGTERM: a clean exit (the PostgreSQL connection is closed outside the async runtime).
+    #[cfg(unix)]
+    {
+        let mut child = b.child.lock().unwrap();
+        let pid = child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "replica did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "replica exit on SIGTERM: {status:?}");
+    }
 }
 
 #[cfg(unix)]

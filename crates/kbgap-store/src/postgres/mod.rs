@@ -59,6 +59,28 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.get_mut().ok().and_then(Option::take) {
+            discard(client);
+        }
+    }
+}
+
+/// Drops a client on a short-lived thread of its own. The sync client drives its connection
+/// with a private tokio runtime, and dropping it blocks on that runtime, which panics when the
+/// dropping thread is inside another runtime (the server drops its store inside tokio at
+/// shutdown, and may discard a broken connection on a runtime thread).
+fn discard(client: Client) {
+    let joined = std::thread::Builder::new()
+        .name("kbgap-pg-close".into())
+        .spawn(move || drop(client))
+        .map(|h| h.join());
+    if !matches!(joined, Ok(Ok(()))) {
+        tracing::warn!("could not close a PostgreSQL connection cleanly");
+    }
+}
+
 /// An operation's failure: a driver error (maybe a broken connection) or a store error.
 pub(crate) enum OpError {
     Pg(postgres::Error),
@@ -159,7 +181,9 @@ impl PgStore {
             .map_err(|_| StoreError::Database("connection lock poisoned".into()))?;
         for attempt in 0..2 {
             if guard.as_ref().is_none_or(Client::is_closed) {
-                *guard = None;
+                if let Some(old) = guard.take() {
+                    discard(old);
+                }
                 let client =
                     connect(&self.url, &self.redacted).map_err(|e| StoreError::Unavailable {
                         url: self.redacted.clone(),
@@ -182,7 +206,9 @@ impl PgStore {
                 Err(OpError::Pg(e)) if is_connection_error(&e, client) => {
                     tracing::warn!(url = %self.redacted, error = %driver_message(&e),
                         "PostgreSQL connection lost");
-                    *guard = None;
+                    if let Some(old) = guard.take() {
+                        discard(old);
+                    }
                     if attempt == 1 {
                         return Err(StoreError::Unavailable {
                             url: self.redacted.clone(),
