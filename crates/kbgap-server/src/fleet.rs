@@ -131,7 +131,7 @@ impl StoreFleet {
     pub fn open(url: &str, tenant: &str) -> Result<Self, StoreError> {
         let file = match DbLocation::parse(url)? {
             DbLocation::SqliteFile(p) => Some(p),
-            DbLocation::SqliteMemory => None,
+            DbLocation::SqliteMemory | DbLocation::Postgres(_) => None,
         };
         let store = kbgap_store::open_store(url)?;
         let fleet = Self {

@@ -4,7 +4,10 @@
 //! (compressed) and its parsed model, replaced whole when a newer revision arrives. The engine's
 //! indexes are derived in memory from the documents, so every backend stores the same few tables.
 
+pub mod codec;
 pub mod devices;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 mod url;
 
@@ -70,6 +73,15 @@ pub enum StoreError {
         stored: i64,
         /// `kbgap_catalog::MODEL_VERSION`.
         current: i64,
+    },
+    /// The database server cannot be reached right now (connection lost and reconnecting
+    /// failed); the operation may succeed later. The server answers 503.
+    #[error("database {url} is unavailable: {message}")]
+    Unavailable {
+        /// The URL with any password redacted.
+        url: String,
+        /// Driver message.
+        message: String,
     },
     /// Any other database failure.
     #[error("database error: {0}")]
@@ -195,12 +207,15 @@ fn revision_parts(text: &str) -> Option<Vec<u64>> {
 }
 
 /// Opens the catalog store named by `url_or_path`: `sqlite://PATH`, `sqlite:PATH`,
-/// `sqlite::memory:` or a bare file path select SQLite; `postgres://` / `postgresql://` are
-/// recognised but not built yet ([`StoreError::UnsupportedUrl`], password redacted).
+/// `sqlite::memory:` or a bare file path select SQLite; `postgres://` / `postgresql://` select
+/// PostgreSQL ([`postgres::PgStore`], no TLS). Any other scheme is
+/// [`StoreError::UnsupportedUrl`]; an unreachable server is [`StoreError::Open`] (password
+/// redacted in both).
 pub fn open(url_or_path: &str) -> Result<Box<dyn CatalogStore>, StoreError> {
     match DbLocation::parse(url_or_path)? {
         DbLocation::SqliteFile(path) => Ok(Box::new(sqlite::SqliteStore::open(&path)?)),
         DbLocation::SqliteMemory => Ok(Box::new(sqlite::SqliteStore::open_in_memory()?)),
+        DbLocation::Postgres(url) => Ok(Box::new(postgres::PgStore::open(&url)?)),
     }
 }
 
@@ -209,5 +224,6 @@ pub fn open_store(url_or_path: &str) -> Result<Box<dyn Store>, StoreError> {
     match DbLocation::parse(url_or_path)? {
         DbLocation::SqliteFile(path) => Ok(Box::new(sqlite::SqliteStore::open(&path)?)),
         DbLocation::SqliteMemory => Ok(Box::new(sqlite::SqliteStore::open_in_memory()?)),
+        DbLocation::Postgres(url) => Ok(Box::new(postgres::PgStore::open(&url)?)),
     }
 }

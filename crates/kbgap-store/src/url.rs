@@ -5,17 +5,31 @@ use crate::StoreError;
 use std::path::PathBuf;
 
 /// Where a store lives, parsed from `--db` / `KBGAP_DB`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum DbLocation {
     /// A SQLite database file.
     SqliteFile(PathBuf),
     /// A private in-memory SQLite database (`sqlite::memory:`), for tests and one-shot runs.
     SqliteMemory,
+    /// A PostgreSQL database: the `postgres://` / `postgresql://` URL as given (it may hold a
+    /// password; `Debug` redacts it).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for DbLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SqliteFile(p) => f.debug_tuple("SqliteFile").field(p).finish(),
+            Self::SqliteMemory => f.write_str("SqliteMemory"),
+            Self::Postgres(url) => f.debug_tuple("Postgres").field(&redact_url(url)).finish(),
+        }
+    }
 }
 
 impl DbLocation {
-    /// Parses `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` or a bare path. PostgreSQL URLs
-    /// and any other `scheme://` give [`StoreError::UnsupportedUrl`] with the password redacted.
+    /// Parses `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`, a bare path, or a
+    /// `postgres://` / `postgresql://` URL. Any other `scheme://` gives
+    /// [`StoreError::UnsupportedUrl`] with the password redacted.
     pub fn parse(text: &str) -> Result<Self, StoreError> {
         let t = text.trim();
         if t.is_empty() {
@@ -41,12 +55,11 @@ impl DbLocation {
         }
         if let Some(scheme) = url_scheme(t) {
             let reason = match scheme.to_ascii_lowercase().as_str() {
-                "postgres" | "postgresql" => {
-                    "PostgreSQL support is not built yet; use a SQLite path \
-                                              (sqlite://PATH or a file path) for now"
-                        .to_owned()
-                }
-                other => format!("unknown scheme `{other}`; expected sqlite://PATH or a file path"),
+                "postgres" | "postgresql" => return Ok(Self::Postgres(t.to_owned())),
+                other => format!(
+                    "unknown scheme `{other}`; expected sqlite://PATH, a file path or \
+                     postgres://USER@HOST/DB"
+                ),
             };
             return Err(StoreError::UnsupportedUrl {
                 url: redact_url(t),

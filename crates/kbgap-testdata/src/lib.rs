@@ -6,6 +6,7 @@
 //! missing: tests that need them cannot run meaningfully without.
 
 pub mod http;
+pub mod pg;
 
 use std::fs;
 use std::io;

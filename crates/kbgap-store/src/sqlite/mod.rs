@@ -5,22 +5,25 @@
 //! names so single-KB lookups decode only a few bodies. Imports run in one immediate transaction,
 //! so a crash or kill mid-import leaves the previous catalog untouched.
 
-pub mod codec;
 mod devices;
+
+/// The body and source codecs (now backend-neutral, kept here for existing paths).
+pub use crate::codec;
+pub(crate) use crate::rows::{text_to_time, time_to_text};
 pub mod migrate;
 
-use crate::{
-    compare_heads, CatalogStore, ImportAction, ImportItem, StaleDocument, StoreError,
-    StoredDocumentInfo,
+use crate::rows::{
+    decide, encode, format_to_text, parse_id, text_to_format, writes, Encoded, StoredHead,
 };
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::{
+    CatalogStore, ImportAction, ImportItem, StaleDocument, StoreError, StoredDocumentInfo,
+};
+use chrono::{DateTime, Utc};
 use kbgap_catalog::{Document, DocumentHead, ParseIssue, SourceFormat, MODEL_VERSION};
 use kbgap_core::{DocumentId, KbId};
 use rayon::prelude::*;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use sha2::{Digest, Sha256};
-use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -45,117 +48,8 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// Fixed-width RFC 3339 UTC text (`2020-03-10T07:00:00.000000000Z`): text order is time order.
-pub(crate) fn time_to_text(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
-}
-
-fn text_to_time(id: &str, column: &str, text: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt {
-            id: id.to_owned(),
-            message: format!("column {column}: bad timestamp {text:?}: {e}"),
-        })
-}
-
-fn parse_id(text: &str) -> Result<DocumentId, StoreError> {
-    text.parse().map_err(|e| StoreError::Corrupt {
-        id: text.to_owned(),
-        message: format!("bad document id: {e}"),
-    })
-}
-
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
-}
-
-fn format_to_text(f: SourceFormat) -> &'static str {
-    match f {
-        SourceFormat::Xml => "xml",
-        SourceFormat::Json => "json",
-    }
-}
-
-fn text_to_format(id: &str, text: &str) -> Result<SourceFormat, StoreError> {
-    match text {
-        "xml" => Ok(SourceFormat::Xml),
-        "json" => Ok(SourceFormat::Json),
-        other => Err(StoreError::Corrupt {
-            id: id.to_owned(),
-            message: format!("column format: unknown source format {other:?}"),
-        }),
-    }
-}
-
-/// The blobs and index rows of one document, computed before the transaction opens.
-struct Encoded {
-    body: Vec<u8>,
-    source: Vec<u8>,
-    source_sha256: String,
-    kbs: BTreeSet<(u32, &'static str)>,
-}
-
-fn encode(item: &ImportItem) -> Result<Encoded, StoreError> {
-    let doc = &item.parsed.document;
-    let body = codec::encode_body(doc)?;
-    let source = codec::compress_source(&item.source).map_err(|e| StoreError::Corrupt {
-        id: doc.id.to_string(),
-        message: format!("cannot compress source from {}: {e}", item.origin),
-    })?;
-    let source_sha256 = Sha256::digest(&item.source)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(Encoded {
-        body,
-        source,
-        source_sha256,
-        kbs: document_kbs(doc),
-    })
-}
-
-/// Every KB a document names: remediation KBs (any remediation type) as `fix`, parsed
-/// Supercedence KBs as `supersedes`.
-fn document_kbs(doc: &Document) -> BTreeSet<(u32, &'static str)> {
-    let mut kbs = BTreeSet::new();
-    for rem in doc.vulnerabilities.iter().flat_map(|v| &v.remediations) {
-        if let Some(kb) = rem.kb {
-            kbs.insert((kb.get(), "fix"));
-        }
-        for kb in &rem.supersedes {
-            kbs.insert((kb.get(), "supersedes"));
-        }
-    }
-    kbs
-}
-
-/// A stored head plus the model version of its body.
-struct StoredHead {
-    head: DocumentHead,
-    model_version: i64,
-}
-
-/// What import does with one item given the stored copy (if any).
-fn decide(stored: Option<&StoredHead>, new: &DocumentHead) -> ImportAction {
-    let Some(stored) = stored else {
-        return ImportAction::Added;
-    };
-    let stale = stored.model_version != i64::from(MODEL_VERSION);
-    match compare_heads(new, &stored.head) {
-        Some(Ordering::Equal) if !stale => ImportAction::Unchanged,
-        Some(Ordering::Less) => ImportAction::OlderThanStored {
-            stored_revision: stored.head.revision.clone(),
-        },
-        // Newer, not comparable (incoming wins), or same head over a stale body (re-parse).
-        _ => ImportAction::Replaced {
-            previous_revision: stored.head.revision.clone(),
-        },
-    }
-}
-
-fn writes(action: &ImportAction) -> bool {
-    matches!(action, ImportAction::Added | ImportAction::Replaced { .. })
 }
 
 impl SqliteStore {
