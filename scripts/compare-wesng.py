@@ -44,6 +44,9 @@ WESNG_VERSION = "1.0.3"
 OUT_OF_SCOPE_SUBTYPES = {"update", "preview rollup", "servicing stack update", "setup du"}
 # The first CVRF document (MSRC publishes CVRF from April 2016; earlier bulletins are not in it).
 CVRF_START = "20160412"
+# Months without Windows 10/11/Server 2016+ Vendor Fix rows in the MSRC archive fixture (detection.md §6).
+ARCHIVE_GAP_MONTHS = {"201701", "201702", "202411", "202501", "202503", "202504", "202505", "202508",
+                      "202510", "202604", "202606", "202607", "202608"}
 KB_RE = re.compile(r"KB(\d{5,8})", re.IGNORECASE)
 DATE_RE = re.compile(r"_(\d{8})_")
 
@@ -308,19 +311,30 @@ class WesResult:
     service_pack: bool = False
 
 
-def run_wes(venv: Path, path: Path, definitions: Path, out_csv: Path) -> WesResult:
-    if out_csv.exists():
-        out_csv.unlink()
-    p = run([str(venv / "bin" / "wes"), str(path), "--definitions", str(definitions), "-o", str(out_csv)])
-    text = re.sub(r"\x1b\[[0-9;]*m", "", p.stdout + p.stderr)
-    res = WesResult(ok=p.returncode == 0, exit=p.returncode)
+def run_wes(venv: Path, path: Path, definitions: Path, out_csv: Path, reuse: bool) -> WesResult:
+    log = out_csv.with_suffix(".log")
+    key = f"{path}|{definitions}|{WESNG_VERSION}"
+    cached = None
+    if reuse and log.exists():
+        cached = json.loads(log.read_text())
+        if cached.get("key") != key:
+            cached = None
+    if cached is None:
+        if out_csv.exists():
+            out_csv.unlink()
+        p = run([str(venv / "bin" / "wes"), str(path), "--definitions", str(definitions), "-o", str(out_csv)])
+        cached = {"key": key, "exit": p.returncode, "text": p.stdout + p.stderr}
+        log.write_text(json.dumps(cached))
+    returncode = cached["exit"]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", cached["text"])
+    res = WesResult(ok=returncode == 0, exit=returncode)
     m = re.search(r"- Name: (.*)", text)
     res.product = m.group(1).strip() if m else ""
     m = re.search(r"- Build: (.*)", text)
     res.build = m.group(1).strip() if m else ""
     m = re.search(r"Missing patches: (\d+)", text)
     res.missing_reported = int(m.group(1)) if m else None
-    if p.returncode != 0:
+    if returncode != 0:
         errs = [line.strip() for line in text.splitlines() if line.startswith("[-]") or "Error" in line]
         res.message = (errs[-1] if errs else text.strip().splitlines()[-1] if text.strip() else "")[:200]
         return res
@@ -369,8 +383,11 @@ class Row:
 
 
 def generic(reason: str) -> str:
-    """A reason with KB numbers and counts removed, to group reasons into classes."""
-    r = re.sub(r"KB\d+", "KB…", reason)
+    """A reason with its detail, KB numbers and counts removed, to group reasons into classes."""
+    r = reason.split(" — ")[0]
+    r = re.sub(r"^kbgap: \(.*\) is not a candidate for this device.*",
+               "kbgap: not a candidate for this device (the KB applies to other products)", r)
+    r = re.sub(r"KB\d+", "KB…", r)
     r = re.sub(r"\b\d+(\.\d+)*\b", "N", r)
     return r
 
@@ -392,10 +409,15 @@ def classify(row: Row, path: Path, kg: Kbgap, defs: Definitions, explain_budget:
         if show is None:
             if posted and posted < CVRF_START:
                 r = "pre-2016 bulletin: not in CVRF (out of kbgap's scope)"
+            elif posted[:6] in ARCHIVE_GAP_MONTHS:
+                r = ("posted in a month whose Windows rows the MSRC archive fixture lacks "
+                     f"(fixture gap) — {posted[:4]}-{posted[4:6]}")
             elif kb in defs.custom_kbs:
                 r = "wesng custom definition (service pack / hand-added), not an MSRC Vendor Fix"
             else:
                 r = "not a Vendor Fix KB in kbgap's CVRF catalog"
+        elif not dprods:
+            r = "kbgap maps the device to no CVRF product (unmapped: see its notes), so reports nothing"
         elif kb in installed:
             r = "listed as installed on the device (wesng ignores the installed KB)"
         elif subtypes(show) and all(t.lower() in OUT_OF_SCOPE_SUBTYPES for t in subtypes(show)):
@@ -409,18 +431,22 @@ def classify(row: Row, path: Path, kg: Kbgap, defs: Definitions, explain_budget:
                     and wes.product and wes.product in p.get("name", "") and p.get("name") != wes.product]
             if comp:
                 what = re.sub(r"\s+on\s+.*$", "", comp[0]) or comp[0]
-                r = (f"for a component on this OS ({what}) that kbgap does not assume installed "
-                     "(needs inventory); wesng's substring product match includes it")
+                r = ("for a component on this OS that kbgap does not assume installed (needs inventory); "
+                     f"wesng's substring product match includes it — {what}")
             else:
-                r = f"not for the device's products: wesng's product match '{wes.product}' is wrong or too wide"
+                r = f"not for the device's products: wesng's product match is wrong or too wide — '{wes.product}'"
         elif ymd and str(show.get("release_date", ""))[:10].replace("-", "") > ymd:
             r = "released after the as-of date per MSRC (wesng DatePosted earlier)"
         else:
+            newer = [f for f in row.kbgap if (kg.show(f) or {}).get("release_date", "") >= show.get("release_date", "~")]
             if explain_budget[0] > 0:
                 explain_budget[0] -= 1
                 r = "kbgap: " + kg.explain(path, kb, row.as_of)
+            elif newer:
+                r = (f"inferred (per-file explain limit): older than kbgap's finding KB{max(newer, key=int)} "
+                     "for the same product, so included in its series")
             else:
-                r = "unclassified (explain budget exhausted)"
+                r = "unclassified (per-file explain limit reached)"
         row.reasons_wes_only[kb] = r
 
     for kb in sorted(kbgap_only, key=int):
@@ -431,7 +457,7 @@ def classify(row: Row, path: Path, kg: Kbgap, defs: Definitions, explain_budget:
         elif not rows:
             r = "KB absent from the wesng definitions"
         elif prod and not any(prod in p for _, p in rows):
-            r = f"wesng product '{prod}' matches none of the KB's rows (stale build table / naming)"
+            r = f"wesng's product matches none of the KB's rows (stale build table / naming) — '{prod}'"
         elif ymd and min(d for d, _ in rows) > ymd:
             r = "wesng DatePosted after the as-of date (filtered out of its as-of definitions)"
         elif any(kb in v for p, v in defs.superseded_values.items() if prod and prod in p):
@@ -521,11 +547,12 @@ def render(rows: list[Row], meta: dict) -> str:
                    "Same-day pairs: the WUA list of missing updates captured with the systeminfo. A WUA KB "
                    "counts as a *security* KB when kbgap's catalog knows it (`kbgap catalog show`); the rest "
                    "(definitions, MSRT, microcode, .NET/Office not in CVRF, language packs, previews) is not "
-                   "comparable. *hit* = the tool reports the KB or a KB that supersedes it (per kbgap's "
+                   "comparable. Security KBs for .NET Framework or Office count as misses for both tools: neither "
+                   "sees those products in a systeminfo (kbgap says so; it needs an inventory). *hit* = the tool reports the KB or a KB that supersedes it (per kbgap's "
                    "catalog); *extra* = reported KBs that are neither in the WUA list nor superseding a WUA "
                    "KB. The optional-updates list of `srv_2012r2_u1` holds only KBs that must *not* be "
                    "reported.\n\n"
-                   "| file | WUA KBs | security (comparable) | not comparable | kbgap hit | kbgap extra | "
+                   "| file | WUA KBs (distinct) | security (comparable) | not comparable | kbgap hit | kbgap extra | "
                    "wesng hit | wesng extra |\n|---|---:|---|---:|---|---|---|---|\n")
         tot = Counter()
         for r in gt:
@@ -602,9 +629,9 @@ def render(rows: list[Row], meta: dict) -> str:
         out.append(f"\n<details><summary><code>{r.file}</code>: {len(r.reasons_kbgap_only)} kbgap-only, "
                    f"{len(r.reasons_wes_only)} wesng-only</summary>\n\n")
         for kb, reason in r.reasons_kbgap_only.items():
-            out.append(f"- kbgap only KB{kb}: {reason}\n")
+            out.append(f"- kbgap only KB{kb}: {md_escape(reason)}\n")
         for kb, reason in r.reasons_wes_only.items():
-            out.append(f"- wesng only KB{kb} ({r.wes.kbs.get(kb, '')}): {reason}\n")
+            out.append(f"- wesng only KB{kb} ({r.wes.kbs.get(kb, '')}): {md_escape(reason)}\n")
         out.append("\n</details>\n")
     return "".join(out)
 
@@ -772,7 +799,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "docs" / "wesng-comparison.md"))
     ap.add_argument("--only", help="only files whose name contains this text")
     ap.add_argument("--jobs", type=int, default=2, help="parallel wesng runs (each ~600 MB)")
-    ap.add_argument("--explain-budget", type=int, default=400, help="max `kbgap explain` calls")
+    ap.add_argument("--explain-budget", type=int, default=25,
+                    help="max `kbgap explain` calls per file; the rest of that file is inferred")
+    ap.add_argument("--reuse-wes", action="store_true",
+                    help="reuse wes outputs stored in --work by an earlier run (same file and definitions)")
     ap.add_argument("--bench", action="store_true", help="measure per-host time/RSS, append to BENCHMARKS.md")
     ap.add_argument("--runs", type=int, default=5, help="kbgap runs per measurement (--bench)")
     ap.add_argument("--wes-runs", type=int, default=3, help="wesng runs per file (--bench)")
@@ -827,7 +857,7 @@ def main() -> None:
     def one(f: Path) -> Row:
         a = as_of_of(f.name)
         dev = kg.scan(f, a)
-        wes = run_wes(venv, f, zips[a] if a else defs_zip, work / (f.stem + ".wes.csv"))
+        wes = run_wes(venv, f, zips[a] if a else defs_zip, work / (f.stem + ".wes.csv"), args.reuse_wes)
         kb = {digits(v["id"]) for v in dev.get("value", [])} if "error" not in dev else set()
         print(f"  {f.name}: kbgap {len(kb) if 'error' not in dev else 'error'}, wesng "
               f"{len(wes.kbs) if wes.ok else 'failed'}", file=sys.stderr)
@@ -836,12 +866,11 @@ def main() -> None:
     with ThreadPoolExecutor(max(1, args.jobs)) as ex:
         rows = list(ex.map(one, files))
 
-    budget = [args.explain_budget]
     for r, f in zip(rows, files):
         if "error" in r.dev:
             continue
         if r.wes.ok:
-            classify(r, f, kg, defs, budget)
+            classify(r, f, kg, defs, [args.explain_budget])
         ground_truth(r, f, kg)
         kg.save()
     kv = run([str(kbgap_bin), "--version"]).stdout.strip()
