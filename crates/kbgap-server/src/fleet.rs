@@ -4,7 +4,7 @@
 //! fleet: machines, their missing KBs, software, vulnerabilities and machine-vulnerability rows,
 //! all derived from one assessment per device (in parallel). Each request compares the store's
 //! catalog and fleet generations with the snapshot's (two one-row queries) and rebuilds when
-//! either changed; ingestion through this fleet rebuilds right away. The engine catalog is kept
+//! either changed; ingestion only stores (the next read rebuilds, once per burst of reports). The engine catalog is kept
 //! across rebuilds while the catalog generation is unchanged, so a device-only change re-assesses
 //! devices (cheap: platform models are cached) without re-reading the catalog.
 
@@ -237,6 +237,24 @@ impl StoreFleet {
         Ok(snap)
     }
 
+    /// Rebuilds the snapshot now, even if the generations did not move (re-reads the devices,
+    /// re-assesses them; the catalog is reloaded only if its generation moved). For
+    /// benchmarks and forced refreshes.
+    pub fn rebuild(&self) -> DataResult<Arc<Snapshot>> {
+        let _g = self
+            .rebuild
+            .lock()
+            .map_err(|_| DataError::Internal("rebuild lock poisoned".into()))?;
+        let gens = self.with_store(|s| Ok((s.catalog_generation()?, s.fleet_generation()?)))?;
+        let cache = self.catalog_cache(gens.0)?;
+        let devices = self.with_store(|s| s.devices())?;
+        let snap = Arc::new(build_snapshot(&cache, devices, gens.0, gens.1));
+        if let Ok(mut w) = self.snapshot.write() {
+            *w = snap.clone();
+        }
+        Ok(snap)
+    }
+
     fn catalog_cache(&self, generation: i64) -> DataResult<Arc<CatalogCache>> {
         let mut guard = self
             .catalog
@@ -273,10 +291,10 @@ impl DeviceIngest for StoreFleet {
             .map(|u| (u.machine_id, u.device.host_name.clone()))
             .collect();
         let now = Utc::now();
+        // The snapshot is not rebuilt here: the next read sees the fleet generation moved and
+        // rebuilds once, however many reports arrived meanwhile (a rebuild per report would
+        // make ingestion quadratic in the fleet size).
         let done = self.with_store(move |s| s.upsert_devices(batch, now))?;
-        if done.iter().any(|(_, a)| *a != UpsertAction::Unchanged) {
-            self.current()?;
-        }
         Ok(done
             .into_iter()
             .map(|(id, action)| IngestedDevice {
