@@ -40,7 +40,12 @@ fn load_catalog(url: &str) -> Result<Catalog> {
 
 /// `kbgap bench fleet --devices N [--seed S] [--out DIR] [--jsonl FILE] [--ids FILE] [--db URL]`.
 /// `catalog_db` is the database the catalog is read from (the global `--db`).
-pub fn fleet(catalog_db: &str, devices: u64, seed: u64, outputs: &FleetOutputs) -> Result<ExitCode> {
+pub fn fleet(
+    catalog_db: &str,
+    devices: u64,
+    seed: u64,
+    outputs: &FleetOutputs,
+) -> Result<ExitCode> {
     anyhow::ensure!(
         outputs.out_dir.is_some() || outputs.jsonl.is_some() || outputs.db.is_some(),
         "give --out DIR, --jsonl FILE or --ingest (store into --db)"
@@ -78,7 +83,10 @@ pub fn fleet(catalog_db: &str, devices: u64, seed: u64, outputs: &FleetOutputs) 
                 let r = plan.report(seed, i);
                 let host = r["hostName"].as_str().unwrap_or_default().to_owned();
                 let id = r["machineId"].as_str().unwrap_or_default().to_owned();
-                (format!("{host}\t{id}"), serde_json::to_vec(&r).unwrap_or_default())
+                (
+                    format!("{host}\t{id}"),
+                    serde_json::to_vec(&r).unwrap_or_default(),
+                )
             })
             .collect();
         for (key, bytes) in &reports {
@@ -92,7 +100,8 @@ pub fn fleet(catalog_db: &str, devices: u64, seed: u64, outputs: &FleetOutputs) 
             }
             if let Some(dir) = &outputs.out_dir {
                 let p = dir.join(format!("{host}.json"));
-                std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+                std::fs::write(&p, bytes)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
             }
         }
         if let Some(store) = store.as_mut() {
@@ -153,7 +162,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// `kbgap bench assess [--runs R]`: times the full-fleet assessment over the database's
 /// devices, twice: the engine alone over every device (rayon), and the server's snapshot build
 /// (`StoreFleet`, what `kbgap serve` does when the fleet changes).
-pub fn assess_fleet(url: &str, runs: usize, skip_snapshot: bool) -> Result<ExitCode> {
+pub fn assess_fleet(
+    url: &str,
+    runs: usize,
+    sample: Option<usize>,
+    skip_snapshot: bool,
+) -> Result<ExitCode> {
     let runs = runs.max(1);
     let (rss0, _) = rss_mib();
     let t = Instant::now();
@@ -166,7 +180,10 @@ pub fn assess_fleet(url: &str, runs: usize, skip_snapshot: bool) -> Result<ExitC
     let load_s = t.elapsed().as_secs_f64();
     let (rss_dev, _) = rss_mib();
     let n = devices.len();
-    anyhow::ensure!(n > 0, "{url}: no devices stored (kbgap bench fleet --ingest)");
+    anyhow::ensure!(
+        n > 0,
+        "{url}: no devices stored (kbgap bench fleet --ingest)"
+    );
     println!(
         "machine: {} threads (rayon {}), load {}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -188,28 +205,67 @@ pub fn assess_fleet(url: &str, runs: usize, skip_snapshot: bool) -> Result<ExitC
         (rss_dev - rss_cat) * 1024.0 / n as f64
     );
     let settings = Settings::default();
+    let fmt = |v: &[Duration]| {
+        v.iter()
+            .map(|d| format!("{:.3}", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // 1. The engine over every device (rayon). With --sample, over the first SAMPLE devices.
+    let every: &[kbgap_store::StoredDevice] = &devices[..sample.unwrap_or(n).min(n)];
     let mut times = Vec::new();
     let mut findings = 0usize;
     for run in 0..=runs {
         let t = Instant::now();
-        findings = devices
+        findings = every
             .par_iter()
-            .map(|d| assess(&engine, &Target::from_device(&d.device), &settings).findings.len())
+            .map(|d| {
+                assess(&engine, &Target::from_device(&d.device), &settings)
+                    .findings
+                    .len()
+            })
             .sum();
         // Run 0 warms the platform-model cache; it is reported but not counted.
         if run == 0 {
-            println!("engine warm-up run: {:.2} s", t.elapsed().as_secs_f64());
+            println!("engine warm-up run: {:.3} s", t.elapsed().as_secs_f64());
         } else {
             times.push(t.elapsed());
         }
     }
-    let (rss_eng, hwm_eng) = rss_mib();
     let m = median(times.clone());
     println!(
-        "engine assess (rayon, {runs} runs): median {:.3} s = {:.0} devices/s; runs {:?}; {findings} findings; RSS {rss_eng:.0} MiB, peak {hwm_eng:.0} MiB",
+        "engine assess, every device ({} devices, {runs} runs): median {:.3} s = {:.0} devices/s; runs [{}]; {findings} findings",
+        every.len(),
+        m.as_secs_f64(),
+        every.len() as f64 / m.as_secs_f64(),
+        fmt(&times)
+    );
+    // 2. Each distinct assessment target once (what the server snapshot does), all devices.
+    let mut times = Vec::new();
+    let mut distinct = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let keys: Vec<Target> = devices
+            .par_iter()
+            .map(|d| Target::from_device(&d.device).assessment_key())
+            .collect();
+        let unique: std::collections::HashSet<&Target> = keys.iter().collect();
+        distinct = unique.len();
+        let unique: Vec<&Target> = unique.into_iter().collect();
+        let f: usize = unique
+            .par_iter()
+            .map(|t| assess(&engine, t, &settings).findings.len())
+            .sum();
+        std::hint::black_box(f);
+        times.push(t.elapsed());
+    }
+    let m = median(times.clone());
+    let (rss_eng, hwm_eng) = rss_mib();
+    println!(
+        "engine assess, distinct targets ({distinct} of {n} devices, {runs} runs): median {:.3} s = {:.0} devices/s; runs [{}]; RSS {rss_eng:.0} MiB, peak {hwm_eng:.0} MiB",
         m.as_secs_f64(),
         n as f64 / m.as_secs_f64(),
-        times.iter().map(|d| format!("{:.3}", d.as_secs_f64())).collect::<Vec<_>>()
+        fmt(&times)
     );
     drop(devices);
     drop(engine);
@@ -232,10 +288,10 @@ pub fn assess_fleet(url: &str, runs: usize, skip_snapshot: bool) -> Result<ExitC
     let (rss_snap, hwm) = rss_mib();
     let m = median(times.clone());
     println!(
-        "server snapshot rebuild (devices read + assess + views, {runs} runs): median {:.3} s = {:.0} devices/s; runs {:?}; RSS {rss_snap:.0} MiB, peak {hwm:.0} MiB",
+        "server snapshot rebuild (devices read + assess + views, {runs} runs): median {:.3} s = {:.0} devices/s; runs [{}]; RSS {rss_snap:.0} MiB, peak {hwm:.0} MiB",
         m.as_secs_f64(),
         n as f64 / m.as_secs_f64(),
-        times.iter().map(|d| format!("{:.3}", d.as_secs_f64())).collect::<Vec<_>>()
+        fmt(&times)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -93,20 +93,146 @@ const fn modern(
 
 /// The mix: ~90% Windows 10/11 and Server 2016+, ~10% legacy (weights sum to 100).
 const MIX: &[OsTemplate] = &[
-    modern("Windows 10 Version 21H2 for x64-based Systems", 6, "Windows 10 Enterprise", 19044, "21H2", "Client", "Enterprise", "W10"),
-    modern("Windows 10 Version 22H2 for x64-based Systems", 22, "Windows 10 Enterprise", 19045, "22H2", "Client", "Enterprise", "W10"),
-    modern("Windows 11 Version 22H2 for x64-based Systems", 6, "Windows 10 Enterprise", 22621, "22H2", "Client", "Enterprise", "W11"),
-    modern("Windows 11 Version 23H2 for x64-based Systems", 13, "Windows 10 Enterprise", 22631, "23H2", "Client", "Enterprise", "W11"),
-    modern("Windows 11 Version 24H2 for x64-based Systems", 17, "Windows 10 Enterprise", 26100, "24H2", "Client", "Enterprise", "W11"),
-    modern("Windows 11 Version 25H2 for x64-based Systems", 5, "Windows 10 Enterprise", 26200, "25H2", "Client", "Enterprise", "W11"),
-    modern("Windows Server 2016", 3, "Windows Server 2016 Datacenter", 14393, "1607", "Server", "ServerDatacenter", "SRV16"),
-    modern("Windows Server 2016 (Server Core installation)", 1, "Windows Server 2016 Datacenter", 14393, "1607", "Server Core", "ServerDatacenter", "SRV16C"),
-    modern("Windows Server 2019", 4, "Windows Server 2019 Standard", 17763, "1809", "Server", "ServerStandard", "SRV19"),
-    modern("Windows Server 2019 (Server Core installation)", 2, "Windows Server 2019 Standard", 17763, "1809", "Server Core", "ServerStandard", "SRV19C"),
-    modern("Windows Server 2022", 6, "Windows Server 2022 Datacenter", 20348, "21H2", "Server", "ServerDatacenter", "SRV22"),
-    modern("Windows Server 2022 (Server Core installation)", 2, "Windows Server 2022 Datacenter", 20348, "21H2", "Server Core", "ServerDatacenter", "SRV22C"),
-    modern("Windows Server 2025", 2, "Windows Server 2025 Datacenter", 26100, "24H2", "Server", "ServerDatacenter", "SRV25"),
-    modern("Windows Server 2025 (Server Core installation)", 1, "Windows Server 2025 Datacenter", 26100, "24H2", "Server Core", "ServerDatacenter", "SRV25C"),
+    modern(
+        "Windows 10 Version 21H2 for x64-based Systems",
+        6,
+        "Windows 10 Enterprise",
+        19044,
+        "21H2",
+        "Client",
+        "Enterprise",
+        "W10",
+    ),
+    modern(
+        "Windows 10 Version 22H2 for x64-based Systems",
+        22,
+        "Windows 10 Enterprise",
+        19045,
+        "22H2",
+        "Client",
+        "Enterprise",
+        "W10",
+    ),
+    modern(
+        "Windows 11 Version 22H2 for x64-based Systems",
+        6,
+        "Windows 10 Enterprise",
+        22621,
+        "22H2",
+        "Client",
+        "Enterprise",
+        "W11",
+    ),
+    modern(
+        "Windows 11 Version 23H2 for x64-based Systems",
+        13,
+        "Windows 10 Enterprise",
+        22631,
+        "23H2",
+        "Client",
+        "Enterprise",
+        "W11",
+    ),
+    modern(
+        "Windows 11 Version 24H2 for x64-based Systems",
+        17,
+        "Windows 10 Enterprise",
+        26100,
+        "24H2",
+        "Client",
+        "Enterprise",
+        "W11",
+    ),
+    modern(
+        "Windows 11 Version 25H2 for x64-based Systems",
+        5,
+        "Windows 10 Enterprise",
+        26200,
+        "25H2",
+        "Client",
+        "Enterprise",
+        "W11",
+    ),
+    modern(
+        "Windows Server 2016",
+        3,
+        "Windows Server 2016 Datacenter",
+        14393,
+        "1607",
+        "Server",
+        "ServerDatacenter",
+        "SRV16",
+    ),
+    modern(
+        "Windows Server 2016 (Server Core installation)",
+        1,
+        "Windows Server 2016 Datacenter",
+        14393,
+        "1607",
+        "Server Core",
+        "ServerDatacenter",
+        "SRV16C",
+    ),
+    modern(
+        "Windows Server 2019",
+        4,
+        "Windows Server 2019 Standard",
+        17763,
+        "1809",
+        "Server",
+        "ServerStandard",
+        "SRV19",
+    ),
+    modern(
+        "Windows Server 2019 (Server Core installation)",
+        2,
+        "Windows Server 2019 Standard",
+        17763,
+        "1809",
+        "Server Core",
+        "ServerStandard",
+        "SRV19C",
+    ),
+    modern(
+        "Windows Server 2022",
+        6,
+        "Windows Server 2022 Datacenter",
+        20348,
+        "21H2",
+        "Server",
+        "ServerDatacenter",
+        "SRV22",
+    ),
+    modern(
+        "Windows Server 2022 (Server Core installation)",
+        2,
+        "Windows Server 2022 Datacenter",
+        20348,
+        "21H2",
+        "Server Core",
+        "ServerDatacenter",
+        "SRV22C",
+    ),
+    modern(
+        "Windows Server 2025",
+        2,
+        "Windows Server 2025 Datacenter",
+        26100,
+        "24H2",
+        "Server",
+        "ServerDatacenter",
+        "SRV25",
+    ),
+    modern(
+        "Windows Server 2025 (Server Core installation)",
+        1,
+        "Windows Server 2025 Datacenter",
+        26100,
+        "24H2",
+        "Server Core",
+        "ServerDatacenter",
+        "SRV25C",
+    ),
     OsTemplate {
         msrc_name: "Windows 7 for x64-based Systems Service Pack 1",
         weight: 5,
@@ -241,11 +367,16 @@ impl FleetPlan {
         let n = kind.levels.len();
         // Skewed to recent levels: the later of two uniform picks.
         let mut at = rng.below(n).max(rng.below(n));
-        let machine_id = format!("{:016x}{:016x}{:08x}", rng.next_u64(), rng.next_u64(), rng.next_u64() as u32);
+        let machine_id = format!(
+            "{:016x}{:016x}{:08x}",
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64() as u32
+        );
         let host = format!("{}-{:07}", t.host_prefix, index);
         let installed = |l: &Level| {
             json!({
-                "id": l.kb.to_string(),
+                "id": format!("KB{}", l.kb),
                 "installedOn": l.month.format("%-m/%-d/%Y").to_string(),
                 "description": "Security Update",
             })
@@ -337,7 +468,11 @@ fn levels_of(catalog: &Catalog, product: &ProductId, t: &OsTemplate) -> Vec<Leve
                     continue;
                 }
                 let Some(kb) = r.kb else { continue };
-                let sub = r.sub_type.as_deref().unwrap_or_default().to_ascii_lowercase();
+                let sub = r
+                    .sub_type
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
                 if sub.contains("hotpatch") {
                     continue;
                 }
@@ -387,8 +522,8 @@ mod tests {
     fn catalog() -> Catalog {
         let path = kbgap_testdata::msrc_fixture("cvrfDocument-2023-Feb.xml");
         let bytes = std::fs::read(&path).expect("fixture readable");
-        let (parsed, _) =
-            kbgap_catalog::cvrf::parse_document(&bytes, "cvrfDocument-2023-Feb.xml").expect("parses");
+        let (parsed, _) = kbgap_catalog::cvrf::parse_document(&bytes, "cvrfDocument-2023-Feb.xml")
+            .expect("parses");
         Catalog::from_documents(vec![parsed.document])
     }
 
@@ -410,9 +545,12 @@ mod tests {
     fn reports_parse_and_map_to_products() {
         let cat = catalog();
         let plan = FleetPlan::from_catalog(&cat).expect("plan");
-        // The Feb 2023 document has Windows 10/11, Server 2016-2022 and the legacy products.
+        // The Feb 2023 document has Windows 10/11, Server 2016-2022 and Server 2012 R2 (legacy).
         let names: Vec<String> = plan.summary().into_iter().map(|(n, _, _)| n).collect();
-        assert!(names.iter().any(|n| n.starts_with("Windows 7")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n == "Windows Server 2012 R2"),
+            "{names:?}"
+        );
         assert!(names.iter().any(|n| n.contains("Server Core")), "{names:?}");
         let engine = EngineCatalog::new(cat);
         let mut legacy = 0;
@@ -425,7 +563,10 @@ mod tests {
                 legacy += 1;
             }
             let a = assess(&engine, &Target::from_device(&device), &Settings::default());
-            assert!(!a.products.is_empty(), "report {i} maps to no product:\n{report}");
+            assert!(
+                !a.products.is_empty(),
+                "report {i} maps to no product:\n{report}"
+            );
         }
         // ~10% legacy hosts (weights 10/100): 300 draws land well inside 10..60.
         assert!((10..60).contains(&legacy), "legacy hosts: {legacy}");

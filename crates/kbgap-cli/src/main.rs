@@ -161,6 +161,9 @@ enum BenchCommand {
         /// Timed runs (medians are reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Assess only the first SAMPLE devices in the every-device engine timing.
+        #[arg(long)]
+        sample: Option<usize>,
         /// Time the engine only, not the server snapshot build.
         #[arg(long)]
         engine_only: bool,
@@ -322,9 +325,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     };
                     bench_cmd::fleet(&url, devices, seed, &outputs)
                 }
-                BenchCommand::Assess { runs, engine_only } => {
-                    bench_cmd::assess_fleet(&url, runs, engine_only)
-                }
+                BenchCommand::Assess {
+                    runs,
+                    sample,
+                    engine_only,
+                } => bench_cmd::assess_fleet(&url, runs, sample, engine_only),
             }
         }
         Command::Explain { file, kb, as_of } => {
