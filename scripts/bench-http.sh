@@ -12,7 +12,7 @@ command -v wrk >/dev/null || { echo "needs wrk (apt-get install -y wrk)" >&2; ex
 db=$(fleet_db "$n")
 start_server "$db"
 export KBGAP_JWT_SECRET
-token=$("$kbgap" token --role Machine.Read.All --ttl 1h)
+token=$("$kbgap" token --role Software.Read.All --role Machine.Read.All --ttl 1h)
 echo "$(machine_line); server RSS $(server_rss_mb) MB with $n devices"
 lua=$work/missingkbs.lua
 cat >"$lua" <<LUA

@@ -45,7 +45,7 @@ LUA
 echo "== ingest: wrk -t$threads -c$conns -d${secs}s --latency (POST one report per request; $reports distinct reports)"
 wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$lua" "$base_url" |
   grep -E 'Requests/sec|^ +(50|99)%|Non-2xx|Socket errors|requests in'
-rtoken=$("$kbgap" token --role Machine.Read.All --ttl 1h)
+rtoken=$("$kbgap" token --role Software.Read.All --role Machine.Read.All --ttl 1h)
 t0=$(date +%s.%N)
 count=$(curl -s -H "Authorization: Bearer $rtoken" "$base_url/api/machines?\$top=1&\$count=true" | head -c 300)
 echo "first read after ingestion (snapshot rebuild): $(echo "$(date +%s.%N) - $t0" | bc) s"
