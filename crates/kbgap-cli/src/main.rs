@@ -1,6 +1,8 @@
 //! The `kbgap` command line: argument parsing, logging set-up and dispatch to the commands.
 
+mod bench_cmd;
 mod catalog_cmd;
+mod fleetgen;
 mod progress;
 mod scan_cmd;
 mod serve_cmd;
@@ -75,6 +77,9 @@ enum Command {
         /// Serve the built-in offline demo (temporary database, prints a token).
         #[arg(long)]
         demo: bool,
+        /// Turn off the per-(route, app, tenant) rate limits (load tests only).
+        #[arg(long, hide = true, env = "KBGAP_NO_RATE_LIMIT")]
+        no_rate_limit: bool,
     },
     /// Device reports stored in the database.
     #[command(subcommand)]
@@ -100,6 +105,9 @@ enum Command {
         #[arg(long, default_value = serve_cmd::LOCAL_ISSUER)]
         issuer: String,
     },
+    /// Fleet-scale benchmark helpers (synthetic fleets, assessment timing).
+    #[command(subcommand, hide = true)]
+    Bench(BenchCommand),
     /// Why one KB is or is not reported for a device.
     Explain {
         /// Device file.
@@ -122,6 +130,43 @@ enum DevicesCommand {
         /// Tenant used to derive machine ids of reports without one (must match `serve`).
         #[arg(long, default_value = "", env = "KBGAP_TENANT")]
         tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Generate a deterministic synthetic fleet from the catalog in --db (kbgap JSON reports).
+    Fleet {
+        /// Number of devices.
+        #[arg(long)]
+        devices: u64,
+        /// Seed: the same seed and catalog give the same reports.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write one `<host>.json` per device into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write one report per line into this file.
+        #[arg(long)]
+        jsonl: Option<PathBuf>,
+        /// Write the machine ids, one per line, into this file.
+        #[arg(long)]
+        ids: Option<PathBuf>,
+        /// Store the devices into --db (the default when neither --out nor --jsonl is given).
+        #[arg(long)]
+        ingest: bool,
+    },
+    /// Time the full-fleet assessment over the devices stored in --db.
+    Assess {
+        /// Timed runs (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Assess only the first SAMPLE devices in the every-device engine timing.
+        #[arg(long)]
+        sample: Option<usize>,
+        /// Time the engine only, not the server snapshot build.
+        #[arg(long)]
+        engine_only: bool,
     },
 }
 
@@ -227,6 +272,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             entra_tenant,
             tenant,
             demo,
+            no_rate_limit,
         } => serve_cmd::serve(
             db.as_deref(),
             serve_cmd::ServeOptions {
@@ -239,6 +285,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 entra_tenant,
                 tenant,
                 demo,
+                no_rate_limit,
             },
         ),
         Command::Devices(DevicesCommand::Import { files, tenant }) => {
@@ -259,6 +306,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &app,
             &ttl,
         ),
+        Command::Bench(cmd) => {
+            let url = serve_cmd::db_url(db.as_deref())?;
+            match cmd {
+                BenchCommand::Fleet {
+                    devices,
+                    seed,
+                    out,
+                    jsonl,
+                    ids,
+                    ingest,
+                } => {
+                    let ingest = ingest || (out.is_none() && jsonl.is_none());
+                    let outputs = bench_cmd::FleetOutputs {
+                        out_dir: out,
+                        jsonl,
+                        ids,
+                        db: ingest.then(|| url.clone()),
+                    };
+                    bench_cmd::fleet(&url, devices, seed, &outputs)
+                }
+                BenchCommand::Assess {
+                    runs,
+                    sample,
+                    engine_only,
+                } => bench_cmd::assess_fleet(&url, runs, sample, engine_only),
+            }
+        }
         Command::Explain { file, kb, as_of } => {
             scan_cmd::explain(db.as_deref(), &file, &kb, as_of.as_deref())
         }

@@ -129,7 +129,8 @@ pub fn token(
 }
 
 /// Resolves `--db` (default: the data directory's kbgap.db).
-fn db_url(db: Option<&str>) -> Result<String> {
+/// The database URL: `--db`, else the default file in the user's data directory.
+pub fn db_url(db: Option<&str>) -> Result<String> {
     Ok(match db {
         Some(u) => u.to_owned(),
         None => kbgap_store::default_db_path()?
@@ -199,6 +200,8 @@ pub struct ServeOptions {
     pub tenant: String,
     /// Serve the built-in demo set from a temporary database.
     pub demo: bool,
+    /// Turn off Defender's per-(route, app, tenant) rate limits (load tests only).
+    pub no_rate_limit: bool,
 }
 
 const DEMO_XML: &[u8] = include_bytes!("../../kbgap-server/demo/2020-Mar-demo.xml");
@@ -329,7 +332,19 @@ fn serve_at(url: &str, secret: Vec<u8>, opts: &ServeOptions) -> Result<ExitCode>
         elapsed_ms = started.elapsed().as_millis() as u64,
         "fleet loaded"
     );
-    let state = AppState::for_store(fleet, auth, ServerConfig::new(&public));
+    let state = if opts.no_rate_limit {
+        tracing::warn!("rate limits are off (--no-rate-limit)");
+        let s = AppState::with_throttle(
+            fleet.clone(),
+            auth,
+            ServerConfig::new(&public),
+            kbgap_server::Throttle::disabled(),
+        );
+        s.set_ingest(fleet);
+        s
+    } else {
+        AppState::for_store(fleet, auth, ServerConfig::new(&public))
+    };
     let app = kbgap_server::router(state);
     println!("kbgap listening on http://{addr}");
     if opts.demo {

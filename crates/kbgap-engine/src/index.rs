@@ -75,6 +75,9 @@ pub struct EngineCatalog {
     pub(crate) kb_meta: HashMap<KbId, KbMeta>,
     /// Platform id -> compound products `A-platform` with their component kind.
     pub(crate) compounds_on: HashMap<String, Vec<(ProductId, Component)>>,
+    /// Every non-compound Windows OS product with its parsed name, sorted by id: what product
+    /// resolution matches devices against (parsed once, not per device).
+    pub(crate) os_products: Vec<(ProductId, String, crate::resolve::WinName)>,
     platform_cache: Mutex<HashMap<PlatformKey, Arc<PlatformModel>>>,
 }
 
@@ -105,6 +108,14 @@ impl EngineCatalog {
         for v in compounds_on.values_mut() {
             v.sort_by(|a, b| a.0.cmp(&b.0));
         }
+        let mut os_products: Vec<(ProductId, String, crate::resolve::WinName)> = catalog
+            .products()
+            .filter(|p| p.id.compound_parts().is_none())
+            .filter_map(|p| {
+                crate::resolve::windows_name(&p.name).map(|w| (p.id.clone(), p.name.clone(), w))
+            })
+            .collect();
+        os_products.sort_by(|a, b| a.0.cmp(&b.0));
         let kb_meta = catalog
             .kbs()
             .filter_map(|kb| catalog.kb_brief(kb).map(|m| (kb, m)))
@@ -114,6 +125,7 @@ impl EngineCatalog {
             rows_by_product,
             kb_meta,
             compounds_on,
+            os_products,
             platform_cache: Mutex::new(HashMap::new()),
         }
     }

@@ -88,14 +88,13 @@ pub fn resolve(cat: &EngineCatalog, target: &Target) -> Result<Resolution, Strin
         return Err("unmapped product: this Windows version is not in MSRC's CVRF data (it predates 2016 or is unknown); no findings".to_owned());
     }
     let mut notes = Vec::new();
+    // `os_products` is sorted by id, so candidates are too.
     let mut candidates: Vec<(ProductId, String, WinName)> = cat
-        .catalog()
-        .products()
-        .filter(|p| p.id.compound_parts().is_none())
-        .filter_map(|p| windows_name(&p.name).map(|w| (p.id.clone(), p.name.clone(), w)))
+        .os_products
+        .iter()
         .filter(|(_, _, w)| matches(os, w))
+        .cloned()
         .collect();
-    candidates.sort_by(|a, b| a.0.cmp(&b.0));
     if os.server_core.is_none() && candidates.iter().any(|c| !c.2.server_core) {
         let before = candidates.len();
         candidates.retain(|c| !c.2.server_core);

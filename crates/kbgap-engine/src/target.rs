@@ -4,8 +4,10 @@ use kbgap_core::{Arch, Build, KbId};
 use kbgap_inventory::device::{Device, HotfixListState, OsFamily};
 use std::collections::BTreeSet;
 
-/// What the engine knows about one device.
-#[derive(Debug, Clone, Default)]
+/// What the engine knows about one device. Equal targets (ignoring `host_name`, which only
+/// names the device in messages) get equal assessments: callers may assess each distinct
+/// target once (see [`Target::assessment_key`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Target {
     /// Host name, for messages.
     pub host_name: Option<String>,
@@ -20,7 +22,7 @@ pub struct Target {
 }
 
 /// State of the device's installed-update list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum KbListState {
     /// The list is complete.
     Complete,
@@ -39,7 +41,7 @@ pub enum KbListState {
 }
 
 /// The OS facts product resolution needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OsTarget {
     /// The OS family.
     pub family: OsFamily,
@@ -54,6 +56,14 @@ pub struct OsTarget {
 }
 
 impl Target {
+    /// The target without its host name: the part the assessment depends on. Devices with
+    /// equal keys have equal assessments.
+    pub fn assessment_key(&self) -> Target {
+        Target {
+            host_name: None,
+            ..self.clone()
+        }
+    }
     /// The engine's view of an inventoried device.
     pub fn from_device(device: &Device) -> Self {
         let os = device.has_os().then(|| OsTarget {

@@ -4,7 +4,7 @@
 //! fleet: machines, their missing KBs, software, vulnerabilities and machine-vulnerability rows,
 //! all derived from one assessment per device (in parallel). Each request compares the store's
 //! catalog and fleet generations with the snapshot's (two one-row queries) and rebuilds when
-//! either changed; ingestion through this fleet rebuilds right away. The engine catalog is kept
+//! either changed; ingestion only stores (the next read rebuilds, once per burst of reports). The engine catalog is kept
 //! across rebuilds while the catalog generation is unchanged, so a device-only change re-assesses
 //! devices (cheap: platform models are cached) without re-reading the catalog.
 
@@ -64,8 +64,8 @@ pub struct Snapshot {
     machines: Arc<Vec<Machine>>,
     machine_index: HashMap<MachineId, usize>,
     by_name: HashMap<String, usize>,
-    missing: HashMap<MachineId, Vec<PublicProductFixDto>>,
-    machine_software: HashMap<MachineId, Vec<SoftwareId>>,
+    missing: HashMap<MachineId, Arc<Vec<PublicProductFixDto>>>,
+    machine_software: HashMap<MachineId, Arc<Vec<SoftwareId>>>,
     machine_vulns: HashMap<MachineId, Arc<Vec<CveId>>>,
     software: Arc<Vec<Software>>,
     software_index: HashMap<SoftwareId, usize>,
@@ -237,6 +237,24 @@ impl StoreFleet {
         Ok(snap)
     }
 
+    /// Rebuilds the snapshot now, even if the generations did not move (re-reads the devices,
+    /// re-assesses them; the catalog is reloaded only if its generation moved). For
+    /// benchmarks and forced refreshes.
+    pub fn rebuild(&self) -> DataResult<Arc<Snapshot>> {
+        let _g = self
+            .rebuild
+            .lock()
+            .map_err(|_| DataError::Internal("rebuild lock poisoned".into()))?;
+        let gens = self.with_store(|s| Ok((s.catalog_generation()?, s.fleet_generation()?)))?;
+        let cache = self.catalog_cache(gens.0)?;
+        let devices = self.with_store(|s| s.devices())?;
+        let snap = Arc::new(build_snapshot(&cache, devices, gens.0, gens.1));
+        if let Ok(mut w) = self.snapshot.write() {
+            *w = snap.clone();
+        }
+        Ok(snap)
+    }
+
     fn catalog_cache(&self, generation: i64) -> DataResult<Arc<CatalogCache>> {
         let mut guard = self
             .catalog
@@ -273,10 +291,10 @@ impl DeviceIngest for StoreFleet {
             .map(|u| (u.machine_id, u.device.host_name.clone()))
             .collect();
         let now = Utc::now();
+        // The snapshot is not rebuilt here: the next read sees the fleet generation moved and
+        // rebuilds once, however many reports arrived meanwhile (a rebuild per report would
+        // make ingestion quadratic in the fleet size).
         let done = self.with_store(move |s| s.upsert_devices(batch, now))?;
-        if done.iter().any(|(_, a)| *a != UpsertAction::Unchanged) {
-            self.current()?;
-        }
         Ok(done
             .into_iter()
             .map(|(id, action)| IngestedDevice {
@@ -430,12 +448,11 @@ fn signature_hash(products: &[ProductId], a: &Assessment) -> u64 {
 
 type SignatureCache = Mutex<HashMap<u64, Vec<Arc<Signature>>>>;
 
-/// What one device contributes to the snapshot.
-struct DeviceView {
-    machine: Machine,
-    build: Option<u32>,
+/// What every device with one assessment target shares: the assessment, its software and its
+/// (CVE, software, KB) signature.
+struct TargetView {
     assessment: Assessment,
-    software: Vec<SoftwareId>,
+    software: Arc<Vec<SoftwareId>>,
     sig: Arc<Signature>,
 }
 
@@ -516,13 +533,8 @@ fn compute_signature(
     }
 }
 
-fn view_device(cache: &CatalogCache, sigs: &SignatureCache, d: &StoredDevice) -> DeviceView {
-    let machine = machine_dto(d);
-    let assessment = assess(
-        &cache.engine,
-        &Target::from_device(&d.device),
-        &Settings::default(),
-    );
+fn view_target(cache: &CatalogCache, sigs: &SignatureCache, target: &Target) -> TargetView {
+    let assessment = assess(&cache.engine, target, &Settings::default());
     let products: Vec<(ProductId, String)> = assessment
         .products
         .iter()
@@ -557,11 +569,9 @@ fn view_device(cache: &CatalogCache, sigs: &SignatureCache, d: &StoredDevice) ->
             s
         }
     };
-    DeviceView {
-        build: d.device.os.build.map(|b| b.build),
-        machine,
+    TargetView {
         assessment,
-        software,
+        software: Arc::new(software),
         sig,
     }
 }
@@ -573,16 +583,39 @@ fn build_snapshot(
     fleet_generation: i64,
 ) -> Snapshot {
     let sigs: SignatureCache = Mutex::new(HashMap::new());
-    let views: Vec<DeviceView> = devices
+    // The assessment is a pure function of the target (OS facts, build, KB list), so devices
+    // with equal targets are assessed once: fleets are mostly a few hundred distinct targets.
+    let targets: Vec<Target> = devices
         .par_iter()
-        .map(|d| view_device(cache, &sigs, d))
+        .map(|d| Target::from_device(&d.device).assessment_key())
         .collect();
+    let mut distinct: HashMap<&Target, usize> = HashMap::new();
+    let slots: Vec<usize> = targets
+        .iter()
+        .map(|t| {
+            let next = distinct.len();
+            *distinct.entry(t).or_insert(next)
+        })
+        .collect();
+    let mut unique: Vec<Option<&Target>> = vec![None; distinct.len()];
+    for (t, i) in distinct {
+        unique[i] = Some(t);
+    }
+    let shared: Vec<TargetView> = unique
+        .par_iter()
+        .flatten()
+        .map(|t| view_target(cache, &sigs, t))
+        .collect();
+    let mut devices_per_target = vec![0u64; shared.len()];
+    for &i in &slots {
+        devices_per_target[i] += 1;
+    }
 
     // Fleet-wide counts.
     let mut missed_on: HashMap<KbId, u64> = HashMap::new();
-    for v in &views {
+    for (v, &count) in shared.iter().zip(&devices_per_target) {
         for f in &v.assessment.findings {
-            *missed_on.entry(f.kb).or_default() += 1;
+            *missed_on.entry(f.kb).or_default() += count;
         }
     }
     let fix_dto = |f: &kbgap_engine::Finding, os_build: Option<u32>| PublicProductFixDto {
@@ -594,45 +627,60 @@ fn build_snapshot(
         cve_addressed: f.cve_addressed as u64,
         os_build,
     };
+    let mut kb_dtos: HashMap<KbId, PublicProductFixDto> = HashMap::new();
+    for v in &shared {
+        for f in &v.assessment.findings {
+            kb_dtos.entry(f.kb).or_insert_with(|| fix_dto(f, None));
+        }
+    }
+    // A target's fixes, shared by its devices (`osBuild` is the target's build number).
+    let target_fixes: Vec<Arc<Vec<PublicProductFixDto>>> = shared
+        .iter()
+        .zip(unique.iter().flatten())
+        .map(|(v, t)| {
+            let build = t.build.map(|b| b.build);
+            Arc::new(
+                v.assessment
+                    .findings
+                    .iter()
+                    .map(|f| fix_dto(f, build))
+                    .collect(),
+            )
+        })
+        .collect();
 
     let mut snap = Snapshot {
         catalog_generation,
         fleet_generation,
         ..Snapshot::default()
     };
-    let mut machines = Vec::with_capacity(views.len());
+    let mut machines = Vec::with_capacity(devices.len());
     let mut software_names: BTreeSet<SoftwareId> = BTreeSet::new();
-    let mut kb_dtos: HashMap<KbId, PublicProductFixDto> = HashMap::new();
+    for v in &shared {
+        software_names.extend(v.software.iter().cloned());
+    }
     // Signature (by pointer) -> its devices.
     let mut groups: HashMap<*const Signature, (Arc<Signature>, Vec<MachineId>)> = HashMap::new();
-    for v in views {
-        let id = v.machine.id;
-        let fixes: Vec<PublicProductFixDto> = v
-            .assessment
-            .findings
-            .iter()
-            .map(|f| fix_dto(f, v.build))
-            .collect();
-        for f in &v.assessment.findings {
-            kb_dtos.entry(f.kb).or_insert_with(|| fix_dto(f, None));
-        }
-        snap.missing.insert(id, fixes);
+    let dtos: Vec<Machine> = devices.par_iter().map(machine_dto).collect();
+    for (machine, &slot) in dtos.into_iter().zip(&slots) {
+        let v = &shared[slot];
+        let id = machine.id;
+        snap.missing.insert(id, target_fixes[slot].clone());
         snap.machine_vulns.insert(id, v.sig.cves.clone());
         groups
             .entry(Arc::as_ptr(&v.sig))
             .or_insert_with(|| (v.sig.clone(), Vec::new()))
             .1
             .push(id);
-        snap.asset_sig.insert(id, v.sig);
-        software_names.extend(v.software.iter().cloned());
-        for s in &v.software {
+        snap.asset_sig.insert(id, v.sig.clone());
+        for s in v.software.iter() {
             snap.software_machines
                 .entry(s.clone())
                 .or_default()
                 .push(id);
         }
-        snap.machine_software.insert(id, v.software);
-        machines.push(v.machine);
+        snap.machine_software.insert(id, v.software.clone());
+        machines.push(machine);
     }
     machines.sort_by_key(|m| m.id);
     for (i, m) in machines.iter().enumerate() {
@@ -802,8 +850,12 @@ impl FleetData for StoreFleet {
         id: MachineId,
     ) -> DataResult<Option<Vec<PublicProductFixDto>>> {
         let s = self.current()?;
-        Ok(s.machine(id)
-            .map(|_| s.missing.get(&id).cloned().unwrap_or_default()))
+        Ok(s.machine(id).map(|_| {
+            s.missing
+                .get(&id)
+                .map(|v| v.as_ref().clone())
+                .unwrap_or_default()
+        }))
     }
     fn missing_kbs_for_software(
         &self,

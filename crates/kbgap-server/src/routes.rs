@@ -189,6 +189,10 @@ pub fn all_routes() -> impl Iterator<Item = &'static RouteSpec> {
 /// The OpenAPI document's path (served without authentication).
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
 
+/// A constant-cost liveness route (`{"ok":true}`, no authentication, no data access): the
+/// ceiling the HTTP benchmarks compare real routes against.
+pub const PING_PATH: &str = "/kbgap/v1/ping";
+
 /// Defender routes kbgap does not serve; their literal segments must still beat `{id}`
 /// so they answer `404 NotFound` instead of "Machine … was not found".
 const RESERVED: &[&str] = &[
@@ -235,7 +239,8 @@ pub fn normalize_path(path: &str) -> String {
     let templates = all_routes()
         .map(|r| (r.template, false))
         .chain(RESERVED.iter().map(|t| (*t, true)))
-        .chain(std::iter::once((OPENAPI_PATH, false)));
+        .chain(std::iter::once((OPENAPI_PATH, false)))
+        .chain(std::iter::once((PING_PATH, false)));
     let mut best: Option<(usize, &str, bool)> = None;
     for (t, reserved) in templates {
         let tsegs: Vec<&str> = t.split('/').skip(1).collect();
@@ -658,10 +663,20 @@ async fn openapi() -> Response {
     OPENAPI_JSON.as_bytes().to_vec().into_response()
 }
 
+async fn ping() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        r#"{"ok":true}"#,
+    )
+        .into_response()
+}
+
 /// Builds the inner (already-normalised) router from [`ROUTES`].
 pub fn inner_router(state: AppState) -> axum::Router {
     use axum::routing::get;
-    let mut r = axum::Router::new().route(OPENAPI_PATH, get(openapi));
+    let mut r = axum::Router::new()
+        .route(OPENAPI_PATH, get(openapi))
+        .route(PING_PATH, get(ping));
     for route in ROUTES {
         let mr = match route.kind {
             RouteKind::Machines => get(machines),
