@@ -18,6 +18,8 @@ pub struct WinName {
     pub arch: Option<Arch>,
     /// "(Server Core installation)".
     pub server_core: bool,
+    /// Service pack the name states ("Service Pack 2").
+    pub service_pack: Option<u8>,
 }
 
 impl WinName {
@@ -63,6 +65,7 @@ pub fn windows_name(name: &str) -> Option<WinName> {
         release: w.release,
         arch: w.architecture,
         server_core: w.server_core,
+        service_pack: w.service_pack,
     })
 }
 
@@ -105,7 +108,7 @@ pub fn resolve(cat: &EngineCatalog, target: &Target) -> Result<Resolution, Strin
             );
         }
     }
-    let Some((platform, name, _)) = candidates.first().cloned() else {
+    let Some((platform, name, win)) = candidates.first().cloned() else {
         let release_needed = matches!(
             os.family,
             OsFamily::Windows10 | OsFamily::Windows11 | OsFamily::ServerSemiAnnual
@@ -125,6 +128,13 @@ pub fn resolve(cat: &EngineCatalog, target: &Target) -> Result<Resolution, Strin
                 .unwrap_or("architecture unknown")
         ));
     };
+    if let (Some(device_sp), Some(product_sp)) = (os.service_pack, win.service_pack) {
+        if device_sp < u32::from(product_sp) {
+            notes.push(format!(
+                "the device reports Service Pack {device_sp}, but MSRC publishes fixes only for {name}: install Service Pack {product_sp} first; findings assume it"
+            ));
+        }
+    }
     if candidates.len() > 1 {
         notes.push(format!(
             "{} MSRC products match; assessed against {name} ({platform})",

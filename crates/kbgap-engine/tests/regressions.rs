@@ -316,3 +316,22 @@ fn unknown_newer_build_is_unmapped_with_a_diagnostic() {
         a.notes
     );
 }
+
+/// Server 2008 RTM (SP1, build 6001) is only published as Service Pack 2 products: the answer
+/// says so instead of silently assessing a different product.
+#[test]
+fn older_service_pack_than_the_catalog_is_called_out() {
+    let a = assess_fixture("srv_2008_rtm_x64_standard_en-us_systeminfo.txt", None);
+    assert!(
+        a.products[0].name.contains("Service Pack 2"),
+        "{:?}",
+        a.products
+    );
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.contains("Service Pack 1") && n.contains("install Service Pack 2")),
+        "{:?}",
+        a.notes
+    );
+}
