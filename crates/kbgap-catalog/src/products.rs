@@ -26,6 +26,8 @@ pub struct NormalizedProduct {
 /// A Windows operating-system family as MSRC names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum WindowsKind {
+    /// Windows Vista (in CVRF until its end of support, 2017-Apr).
+    Vista,
     /// Windows 7.
     Windows7,
     /// Windows 8.1.
@@ -62,6 +64,7 @@ impl WindowsKind {
     /// The Defender-style normalised name of this family.
     pub fn normalized_name(self) -> &'static str {
         match self {
+            Self::Vista => "windows_vista",
             Self::Windows7 => "windows_7",
             Self::Windows81 => "windows_8.1",
             Self::WindowsRt81 => "windows_rt_8.1",
@@ -85,7 +88,8 @@ impl WindowsKind {
     pub fn is_server(self) -> bool {
         !matches!(
             self,
-            Self::Windows7
+            Self::Vista
+                | Self::Windows7
                 | Self::Windows81
                 | Self::WindowsRt81
                 | Self::Windows10
@@ -152,7 +156,7 @@ static SERVER_SAC: LazyLock<Regex> =
 
 /// Parses an MSRC Windows OS product name. `None` for anything else, including compound
 /// "X on Windows ..." names (use [`split_on_platform`]) and OS variants kbgap does not map
-/// (Vista, XP, Windows 10 Mobile, HoloLens, Azure Edition hotpatch).
+/// (XP, Windows 10 Mobile, HoloLens, Azure Edition hotpatch).
 pub fn parse_windows_product(full_name: &str) -> Option<WindowsProductName> {
     let mut name = full_name
         .split_whitespace()
@@ -201,6 +205,26 @@ pub fn parse_windows_product(full_name: &str) -> Option<WindowsProductName> {
             service_pack,
             server_core,
         });
+    }
+    if let Some(rest) = name.strip_prefix("windows vista") {
+        let (architecture, rest) = match rest.strip_prefix(" x64 edition") {
+            Some(r) => (Some(Architecture::X64), r),
+            None => (Some(Architecture::X86), rest),
+        };
+        let rest = rest.trim();
+        let service_pack = rest
+            .strip_prefix("service pack ")
+            .and_then(|n| n.parse().ok());
+        if !server_core && (rest.is_empty() || service_pack.is_some()) {
+            return Some(WindowsProductName {
+                kind: WindowsKind::Vista,
+                release: None,
+                architecture,
+                service_pack,
+                server_core,
+            });
+        }
+        return None;
     }
     if name == "windows rt 8.1" && !server_core {
         return Some(WindowsProductName {
@@ -434,6 +458,20 @@ mod tests {
     }
 
     #[test]
+    fn vista_names_parse_with_architecture_and_service_pack() {
+        let x64 = parse_windows_product("Windows Vista x64 Edition Service Pack 2").unwrap();
+        assert_eq!(x64.kind, WindowsKind::Vista);
+        assert_eq!(x64.architecture, Some(Architecture::X64));
+        assert_eq!(x64.service_pack, Some(2));
+        let x86 = parse_windows_product("Windows Vista Service Pack 2").unwrap();
+        assert_eq!(x86.architecture, Some(Architecture::X86));
+        assert_eq!(
+            parse_windows_product("Windows Vista Home Basic Edition"),
+            None
+        );
+    }
+
+    #[test]
     fn non_os_and_compound_names_are_not_windows() {
         for n in [
             "Internet Explorer 11 on Windows 10 Version 1909 for x64-based Systems",
@@ -441,7 +479,6 @@ mod tests {
             "Windows ADK for Windows Server 2022",
             "Windows 10 Mobile",
             "Windows 10 Version 1607 for HoloLens",
-            "Windows Vista Service Pack 2",
             "Windows Server 2022 Azure Edition Core Hotpatch",
             "Windows Server 2022 Datacenter",
             "Windows 10 Version 1909 for x64-based Systems (Server Core installation)",

@@ -22,8 +22,6 @@ const NOT_AN_OS: &[&str] = &[
     "Windows Terminal for Windows 10",
     "Windows Terminal for Windows 11",
     "Windows Update Assistant",
-    "Windows Vista Service Pack 2",
-    "Windows Vista x64 Edition Service Pack 2",
 ];
 
 #[test]

@@ -43,6 +43,7 @@ impl WinName {
 pub fn windows_name(name: &str) -> Option<WinName> {
     let w = parse_windows_product(name)?;
     let kind = match w.kind {
+        WindowsKind::Vista => OsFamily::Vista,
         WindowsKind::Windows7 => OsFamily::Windows7,
         WindowsKind::Windows81 => OsFamily::Windows81,
         // Windows RT 8.1 devices do not produce systeminfo reports kbgap reads; no device maps here.
@@ -226,7 +227,6 @@ fn in_catalog_era(f: OsFamily) -> bool {
     !matches!(
         f,
         OsFamily::WindowsXp
-            | OsFamily::Vista
             | OsFamily::Windows8
             | OsFamily::Server2003
             | OsFamily::Server2003R2

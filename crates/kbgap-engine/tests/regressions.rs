@@ -335,3 +335,19 @@ fn older_service_pack_than_the_catalog_is_called_out() {
         a.notes
     );
 }
+
+/// Vista SP2 is in CVRF until its end of support (2017-Apr): it maps and gets answers, where
+/// XP does not.
+#[test]
+fn vista_sp2_maps_to_its_cvrf_product() {
+    let a = assess_fixture("vista_x64_sp2_systeminfo.txt", None);
+    assert_eq!(
+        a.products[0].name,
+        "Windows Vista x64 Edition Service Pack 2"
+    );
+    assert!(!a.findings.is_empty());
+    assert!(a
+        .findings
+        .iter()
+        .all(|f| f.release_date.format("%Y").to_string() <= "2017".to_owned()));
+}
