@@ -2,6 +2,7 @@
 
 use kbgap_core::{Arch, Build, KbId};
 use kbgap_inventory::device::{Device, HotfixListState, OsFamily};
+use kbgap_inventory::DeviceSetup;
 use std::collections::BTreeSet;
 
 /// What the engine knows about one device. Equal targets (ignoring `host_name`, which only
@@ -66,15 +67,19 @@ impl Target {
     }
     /// The engine's view of an inventoried device.
     pub fn from_device(device: &Device) -> Self {
-        let os = device.has_os().then(|| OsTarget {
-            family: device.os.family,
-            release: device.os.release.clone(),
-            arch: device.os.architecture,
-            service_pack: device.os.service_pack,
-            server_core: device.os.server_core,
+        Self::from_setup(&DeviceSetup::of(device), device.host_name.clone())
+    }
+    /// The engine's view of a device setup (what the store keeps once per distinct setup).
+    /// [`Target::from_device`] goes through here, so both views always agree.
+    pub fn from_setup(setup: &DeviceSetup, host_name: Option<String>) -> Self {
+        let os = setup.has_os().then(|| OsTarget {
+            family: setup.family,
+            release: setup.release.clone(),
+            arch: setup.architecture,
+            service_pack: setup.service_pack,
+            server_core: setup.server_core,
         });
-        let installed = device.kbs();
-        let kb_list = match device.hotfix_list {
+        let kb_list = match setup.hotfix_list {
             HotfixListState::Complete => KbListState::Complete,
             HotfixListState::None => KbListState::Empty,
             HotfixListState::Truncated { declared, listed } => {
@@ -83,10 +88,10 @@ impl Target {
             HotfixListState::Unknown => KbListState::Unknown,
         };
         Self {
-            host_name: device.host_name.clone(),
+            host_name,
             os,
-            build: device.os.build,
-            installed,
+            build: setup.build,
+            installed: setup.installed.clone(),
             kb_list,
         }
     }

@@ -460,7 +460,7 @@ pub fn classify_hotfix_item(raw: &str) -> HotfixItem {
 }
 
 /// Whether the hotfix list of a device can be trusted to be complete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HotfixListState {
     /// Every installed hotfix the source knows is listed.
     Complete,

@@ -13,6 +13,7 @@ pub mod merge;
 pub mod osquery;
 pub mod qfe;
 pub mod report;
+pub mod setup;
 pub mod systeminfo;
 pub mod wua;
 
@@ -23,4 +24,5 @@ pub use device::{
     OtherHotfix, OtherHotfixKind, Software, SourceFormat,
 };
 pub use error::{InventoryError, InventoryWarning};
+pub use setup::DeviceSetup;
 pub use file::parse_file;

@@ -3,13 +3,17 @@
 //!
 //! A device is stored as its latest report (a [`kbgap_inventory::Device`]), keyed by a
 //! [`MachineId`]. Re-sending the same report changes only `last_seen`; a different report for
-//! the same machine replaces the stored one (keeping `first_seen`).
+//! the same machine replaces the stored one (keeping `first_seen`). Beside the report, each
+//! device row names its [`DeviceSetup`] by digest; distinct setups are stored once, so the
+//! fleet view ([`DeviceStore::fleet_rows`]) reads a few small columns per device and each
+//! distinct setup once instead of decoding a million reports.
 
 use crate::StoreError;
 use chrono::{DateTime, Utc};
 use kbgap_core::MachineId;
-use kbgap_inventory::Device;
+use kbgap_inventory::{Device, DeviceSetup};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// Domain-separation prefix of derived machine ids.
 pub const MACHINE_ID_PREFIX: &str = "kbgap-machine-v1";
@@ -99,6 +103,127 @@ pub fn digest_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The stored form and digest of a report's setup.
+pub(crate) fn encoded_setup(device: &Device) -> (Vec<u8>, String) {
+    let encoded = DeviceSetup::of(device).encode();
+    let digest = kbgap_inventory::setup::digest_of_encoded(&encoded);
+    (encoded, digest)
+}
+
+/// One device as the fleet view needs it: identity, name, times and which setup it has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetRow {
+    /// Id.
+    pub machine_id: MachineId,
+    /// Host name, as last reported.
+    pub host_name: Option<String>,
+    /// When the device was first stored.
+    pub first_seen: DateTime<Utc>,
+    /// When it last reported.
+    pub last_seen: DateTime<Utc>,
+    /// Index of its setup in [`FleetRows::setups`].
+    pub setup: u32,
+}
+
+/// Every device and the distinct setups they have, read in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetRows {
+    /// The fleet generation the read saw (see [`DeviceStore::fleet_generation`]).
+    pub fleet_generation: i64,
+    /// Distinct setups, each once.
+    pub setups: Vec<DeviceSetup>,
+    /// Devices, in no particular order.
+    pub devices: Vec<FleetRow>,
+    /// Devices left out because their stored report could not be read (id, why); they stay
+    /// stored and are logged.
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// Builds [`FleetRows`] from raw column values, so both backends decode rows the same way.
+#[derive(Debug, Default)]
+pub(crate) struct FleetRowsBuilder {
+    rows: FleetRows,
+    index: HashMap<String, u32>,
+}
+
+impl FleetRowsBuilder {
+    pub(crate) fn new(fleet_generation: i64) -> Self {
+        Self {
+            rows: FleetRows {
+                fleet_generation,
+                ..FleetRows::default()
+            },
+            index: HashMap::new(),
+        }
+    }
+
+    /// One `device_setups` row.
+    pub(crate) fn setup(&mut self, digest: &str, body: &[u8]) -> Result<(), StoreError> {
+        let setup = DeviceSetup::decode(body).map_err(|e| StoreError::Corrupt {
+            id: format!("device setup {digest}"),
+            message: format!("column setup: {e}"),
+        })?;
+        self.index
+            .insert(digest.to_owned(), self.rows.setups.len() as u32);
+        self.rows.setups.push(setup);
+        Ok(())
+    }
+
+    /// One `devices` row (`machine_id, host_name, first_seen, last_seen, setup_digest`).
+    pub(crate) fn device(
+        &mut self,
+        id: &str,
+        host_name: Option<&str>,
+        first_seen: &str,
+        last_seen: &str,
+        setup_digest: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt {
+            id: format!("device {id}"),
+            message,
+        };
+        let machine_id: MachineId = id
+            .parse()
+            .map_err(|e| corrupt(format!("bad machine id: {e}")))?;
+        let time = |column: &str, text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| corrupt(format!("column {column}: bad timestamp {text:?}: {e}")))
+        };
+        let Some(setup) = setup_digest.and_then(|d| self.index.get(d)) else {
+            // Only reports that could not be decoded when setups were derived get here.
+            self.rows
+                .unreadable
+                .push((id.to_owned(), "its stored report cannot be decoded".into()));
+            return Ok(());
+        };
+        self.rows.devices.push(FleetRow {
+            machine_id,
+            host_name: host_name.map(str::to_owned),
+            first_seen: time("first_seen", first_seen)?,
+            last_seen: time("last_seen", last_seen)?,
+            setup: *setup,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> FleetRows {
+        for (id, why) in &self.rows.unreadable {
+            tracing::warn!(device = %id, "left out of the fleet view: {why}");
+        }
+        self.rows
+    }
+}
+
+/// The setup (encoded, digest) of a stored report, or why it cannot be derived.
+pub(crate) fn setup_of_stored_report(report: &[u8]) -> Result<(Vec<u8>, String), String> {
+    let device: Device = serde_json::from_slice(report).map_err(|e| e.to_string())?;
+    Ok(encoded_setup(&device))
+}
+
+/// Rows per transaction when deriving setups of reports stored before schema 0003.
+pub(crate) const BACKFILL_CHUNK: usize = 5_000;
+
 /// One report to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceUpsert {
@@ -158,6 +283,10 @@ pub trait DeviceStore: Send {
     fn devices_by_host(&self, host: &str) -> Result<Vec<StoredDevice>, StoreError>;
     /// A number that changes whenever a device report is added or replaced.
     fn fleet_generation(&self) -> Result<i64, StoreError>;
+    /// The fleet view: every device's id, host name, times and setup, with the distinct
+    /// setups and the fleet generation, all from one consistent read (a device is seen with
+    /// its old report or its new one, never a mix).
+    fn fleet_rows(&self) -> Result<FleetRows, StoreError>;
 }
 
 /// Both halves of the store behind one connection.

@@ -12,8 +12,8 @@ pub mod sqlite;
 mod url;
 
 pub use devices::{
-    derive_machine_id, machine_id_for, DeviceIdError, DeviceStore, DeviceUpsert, Store,
-    StoredDevice, UpsertAction,
+    derive_machine_id, machine_id_for, DeviceIdError, DeviceStore, DeviceUpsert, FleetRow,
+    FleetRows, Store, StoredDevice, UpsertAction,
 };
 pub use url::{default_db_path, redact_url, DbLocation};
 

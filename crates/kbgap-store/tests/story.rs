@@ -7,6 +7,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use kbgap_catalog::{parse_document, Document, ParseIssue};
 use kbgap_core::{KbId, MachineId};
+use kbgap_inventory::DeviceSetup;
 use kbgap_store::{DeviceUpsert, ImportAction, ImportItem, Store, StoreError, UpsertAction};
 use kbgap_testdata::pg::TempDb;
 
@@ -256,6 +257,32 @@ fn story(store: &mut dyn Store) {
     assert_eq!(listed, sorted);
     // Catalog untouched by device writes.
     assert_eq!(store.catalog_generation().unwrap(), 2);
+    fleet_rows_agree_with_reports(store, 3);
+    // The 50 hosts are the laptop under other names: 52 devices, two setups (the desktop's
+    // latest report and the laptop's); the desktop's replaced setups are not listed.
+    assert_eq!(store.fleet_rows().unwrap().setups.len(), 2);
+}
+
+/// The fleet view names, for every stored device, exactly the setup of its stored report, and
+/// each distinct setup once.
+fn fleet_rows_agree_with_reports(store: &dyn Store, generation: i64) {
+    let rows = store.fleet_rows().unwrap();
+    let all = store.devices().unwrap();
+    assert_eq!(rows.fleet_generation, generation);
+    assert!(rows.unreadable.is_empty());
+    assert_eq!(rows.devices.len(), all.len());
+    let distinct: std::collections::BTreeSet<String> =
+        all.iter().map(|d| DeviceSetup::of(&d.device).digest()).collect();
+    assert_eq!(rows.setups.len(), distinct.len());
+    let by_id: std::collections::HashMap<MachineId, &kbgap_store::StoredDevice> =
+        all.iter().map(|d| (d.machine_id, d)).collect();
+    for row in &rows.devices {
+        let stored = by_id[&row.machine_id];
+        assert_eq!(rows.setups[row.setup as usize], DeviceSetup::of(&stored.device));
+        assert_eq!(row.host_name, stored.host_name);
+        assert_eq!(row.first_seen, stored.first_seen);
+        assert_eq!(row.last_seen, stored.last_seen);
+    }
 }
 
 #[test]
@@ -275,6 +302,56 @@ fn story_on_postgres() {
     let other = kbgap_store::open_store(&db.url()).unwrap();
     assert_eq!(other.catalog_generation().unwrap(), 2);
     assert_eq!(other.devices().unwrap().len(), 52);
+}
+
+/// Stores the demo devices, then forgets their setups (as a database written before schema
+/// 0003 has none) through `forget`, and reopens: the setups are derived again from the reports.
+fn setups_are_derived_on_open(url: &str, forget: impl FnOnce()) {
+    let mut store = kbgap_store::open_store(url).unwrap();
+    let batch: Vec<DeviceUpsert> = ["desktop-1909.json", "laptop-1909-patched.json"]
+        .iter()
+        .map(|f| {
+            let d = device(f);
+            DeviceUpsert {
+                machine_id: kbgap_store::machine_id_for(&d, "t").unwrap(),
+                device: d,
+            }
+        })
+        .collect();
+    store.upsert_devices(batch, at(1)).unwrap();
+    drop(store);
+    forget();
+    let store = kbgap_store::open_store(url).unwrap();
+    fleet_rows_agree_with_reports(store.as_ref(), 1);
+    assert_eq!(store.fleet_rows().unwrap().setups.len(), 2);
+}
+
+#[test]
+fn setups_of_earlier_reports_are_derived_on_open_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    setups_are_derived_on_open(&format!("sqlite://{}", path.display()), || {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let n = c
+            .execute("UPDATE devices SET setup_digest = NULL", [])
+            .unwrap();
+        assert_eq!(n, 2);
+        c.execute("DELETE FROM device_setups", []).unwrap();
+    });
+}
+
+#[test]
+fn setups_of_earlier_reports_are_derived_on_open_postgres() {
+    let db = TempDb::create();
+    let url = db.url();
+    setups_are_derived_on_open(&url, || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let n = c
+            .execute("UPDATE devices SET setup_digest = NULL", &[])
+            .unwrap();
+        assert_eq!(n, 2);
+        c.execute("DELETE FROM device_setups", &[]).unwrap();
+    });
 }
 
 #[test]
@@ -303,7 +380,7 @@ fn postgres_replicas_migrating_at_once_agree() {
         )
         .unwrap();
     let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
 }
 
 #[test]

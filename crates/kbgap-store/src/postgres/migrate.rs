@@ -17,6 +17,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_devices.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_device_setups.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

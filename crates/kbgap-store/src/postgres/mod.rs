@@ -149,11 +149,13 @@ impl PgStore {
         let redacted = redact_url(url);
         let mut client = connect(url, &redacted)?;
         migrate::migrate(&mut client)?;
-        Ok(Self {
+        let store = Self {
             url: url.to_owned(),
             redacted,
             client: Mutex::new(Some(client)),
-        })
+        };
+        store.backfill_setups()?;
+        Ok(store)
     }
 
     /// The schema version of the database.

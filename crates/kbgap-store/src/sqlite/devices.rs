@@ -1,8 +1,9 @@
-//! [`DeviceStore`] for SQLite: the `devices` and `fleet_meta` tables of migration 0002.
+//! [`DeviceStore`] for SQLite: the `devices`, `fleet_meta` (0002) and `device_setups` (0003) tables.
 
 use super::{db, text_to_time, time_to_text, SqliteStore};
 use crate::devices::{
-    canonical_report, digest_hex, DeviceStore, DeviceUpsert, StoredDevice, UpsertAction,
+    canonical_report, digest_hex, encoded_setup, setup_of_stored_report, DeviceStore,
+    DeviceUpsert, FleetRows, FleetRowsBuilder, StoredDevice, UpsertAction, BACKFILL_CHUNK,
 };
 use crate::StoreError;
 use chrono::{DateTime, Utc};
@@ -59,7 +60,69 @@ impl RawRow {
     }
 }
 
+fn insert_setup(tx: &rusqlite::Transaction<'_>, digest: &str, setup: &[u8]) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT OR IGNORE INTO device_setups (digest, setup) VALUES (?1, ?2)")
+        .map_err(db)?
+        .execute(params![digest, setup])
+        .map_err(db)?;
+    Ok(())
+}
+
 impl SqliteStore {
+    /// Derives the setup of every device stored before schema 0003 (`setup_digest` NULL), in
+    /// chunks of [`BACKFILL_CHUNK`] rows per transaction, walking ids in order so a report
+    /// that cannot be decoded is logged and passed over (it keeps a NULL digest) rather than
+    /// retried forever.
+    pub(super) fn backfill_setups(&mut self) -> Result<u64, StoreError> {
+        let mut after = String::new();
+        let mut done = 0u64;
+        loop {
+            let chunk: Vec<(String, Vec<u8>)> = {
+                let mut stmt = self
+                    .conn
+                    .prepare(
+                        "SELECT machine_id, report FROM devices
+                         WHERE setup_digest IS NULL AND machine_id > ?1
+                         ORDER BY machine_id LIMIT ?2",
+                    )
+                    .map_err(db)?;
+                let rows = stmt
+                    .query_map(params![after, BACKFILL_CHUNK as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .map_err(db)?;
+                rows.collect::<Result<_, _>>().map_err(db)?
+            };
+            let Some((last, _)) = chunk.last() else {
+                break;
+            };
+            after = last.clone();
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            for (id, report) in &chunk {
+                match setup_of_stored_report(report) {
+                    Ok((setup, digest)) => {
+                        insert_setup(&tx, &digest, &setup)?;
+                        tx.execute(
+                            "UPDATE devices SET setup_digest = ?2 WHERE machine_id = ?1",
+                            params![id, digest],
+                        )
+                        .map_err(db)?;
+                        done += 1;
+                    }
+                    Err(e) => tracing::warn!(device = %id, "stored report cannot be decoded: {e}"),
+                }
+            }
+            tx.commit().map_err(db)?;
+        }
+        if done > 0 {
+            tracing::info!(devices = done, "derived device setups of earlier reports");
+        }
+        Ok(done)
+    }
+
     fn query_devices(
         &self,
         filter: &str,
@@ -88,7 +151,7 @@ impl DeviceStore for SqliteStore {
             .map(|u| {
                 let report = canonical_report(&u.device)?;
                 let digest = digest_hex(&report);
-                Ok((u, report, digest))
+                Ok((u, report, digest, encoded_setup(&u.device)))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let now_text = time_to_text(now);
@@ -98,7 +161,7 @@ impl DeviceStore for SqliteStore {
             .map_err(db)?;
         let mut out = Vec::with_capacity(encoded.len());
         let mut changed = false;
-        for (u, report, digest) in encoded {
+        for (u, report, digest, (setup, setup_digest)) in encoded {
             let id = u.machine_id.to_string();
             let stored: Option<String> = tx
                 .query_row(
@@ -120,22 +183,25 @@ impl DeviceStore for SqliteStore {
                     UpsertAction::Unchanged
                 }
                 Some(_) => {
+                    insert_setup(&tx, &setup_digest, &setup)?;
                     tx.execute(
                         "UPDATE devices SET host_name = ?2, host_key = ?3, report = ?4,
-                             report_digest = ?5, last_seen = ?6, updated_at = ?6
+                             report_digest = ?5, last_seen = ?6, updated_at = ?6,
+                             setup_digest = ?7
                          WHERE machine_id = ?1",
-                        params![id, host, host_key, report, digest, now_text],
+                        params![id, host, host_key, report, digest, now_text, setup_digest],
                     )
                     .map_err(db)?;
                     changed = true;
                     UpsertAction::Replaced
                 }
                 None => {
+                    insert_setup(&tx, &setup_digest, &setup)?;
                     tx.execute(
                         "INSERT INTO devices (machine_id, host_name, host_key, report,
-                             report_digest, first_seen, last_seen, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
-                        params![id, host, host_key, report, digest, now_text],
+                             report_digest, first_seen, last_seen, updated_at, setup_digest)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?7)",
+                        params![id, host, host_key, report, digest, now_text, setup_digest],
                     )
                     .map_err(db)?;
                     changed = true;
@@ -170,6 +236,53 @@ impl DeviceStore for SqliteStore {
     fn devices_by_host(&self, host: &str) -> Result<Vec<StoredDevice>, StoreError> {
         let key = host.trim().to_lowercase();
         self.query_devices("WHERE host_key = ?1", &[&key])
+    }
+
+    fn fleet_rows(&self) -> Result<FleetRows, StoreError> {
+        // One read transaction: the generation, setups and devices are one state of the file.
+        let tx = self.conn.unchecked_transaction().map_err(db)?;
+        let generation: i64 = tx
+            .query_row(
+                "SELECT value FROM fleet_meta WHERE key = 'generation'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        let mut out = FleetRowsBuilder::new(generation);
+        {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT digest, setup FROM device_setups
+                     WHERE digest IN (SELECT setup_digest FROM devices)",
+                )
+                .map_err(db)?;
+            let mut rows = stmt.query([]).map_err(db)?;
+            while let Some(r) = rows.next().map_err(db)? {
+                let digest = r.get_ref(0).and_then(|v| Ok(v.as_str()?)).map_err(db)?;
+                let body = r.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(db)?;
+                out.setup(digest, body)?;
+            }
+        }
+        {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT machine_id, host_name, first_seen, last_seen, setup_digest
+                     FROM devices",
+                )
+                .map_err(db)?;
+            let mut rows = stmt.query([]).map_err(db)?;
+            while let Some(r) = rows.next().map_err(db)? {
+                let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?)).map_err(db);
+                let opt = |i: usize| {
+                    r.get_ref(i)
+                        .and_then(|v| Ok(v.as_str_or_null()?))
+                        .map_err(db)
+                };
+                out.device(text(0)?, opt(1)?, text(2)?, text(3)?, opt(4)?)?;
+            }
+        }
+        tx.finish().map_err(db)?;
+        Ok(out.finish())
     }
 
     fn fleet_generation(&self) -> Result<i64, StoreError> {

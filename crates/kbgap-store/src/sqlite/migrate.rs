@@ -9,6 +9,10 @@ use rusqlite::{Connection, TransactionBehavior};
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_catalog.sql")),
     (2, include_str!("../../migrations/sqlite/0002_devices.sql")),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_device_setups.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

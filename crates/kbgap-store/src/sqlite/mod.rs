@@ -97,11 +97,13 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA foreign_keys=ON;")
             .map_err(open_err)?;
         migrate::migrate(&mut conn)?;
-        Ok(Self {
+        let mut store = Self {
             conn,
             location,
             import_hook: None,
-        })
+        };
+        store.backfill_setups()?;
+        Ok(store)
     }
 
     /// The schema version of the open database.
