@@ -159,9 +159,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
     }
 }
 
-/// `kbgap bench assess [--runs R]`: times the full-fleet assessment over the database's
-/// devices, twice: the engine alone over every device (rayon), and the server's snapshot build
-/// (`StoreFleet`, what `kbgap serve` does when the fleet changes).
+/// `kbgap bench assess [--runs R] [--sample N]`: times the full-fleet assessment over the
+/// database's devices: reading the fleet view (devices + distinct setups), the engine over the
+/// distinct setups, and the server's snapshot build (`StoreFleet`, what `kbgap serve` does when
+/// the fleet changes), with memory. `--sample N` adds the per-device baseline over N reports.
 pub fn assess_fleet(
     url: &str,
     runs: usize,
@@ -175,15 +176,27 @@ pub fn assess_fleet(
     let engine = EngineCatalog::new(catalog);
     let catalog_s = t.elapsed().as_secs_f64();
     let (rss_cat, _) = rss_mib();
-    let t = Instant::now();
-    let devices = kbgap_store::open_store(url)?.devices()?;
-    let load_s = t.elapsed().as_secs_f64();
+    let store = kbgap_store::open_store(url)?;
+    let mut load_times = Vec::new();
+    let mut rows = kbgap_store::FleetRows::default();
+    for _ in 0..runs {
+        drop(std::mem::take(&mut rows));
+        let t = Instant::now();
+        rows = store.fleet_rows()?;
+        load_times.push(t.elapsed());
+    }
     let (rss_dev, _) = rss_mib();
-    let n = devices.len();
+    let n = rows.devices.len();
     anyhow::ensure!(
         n > 0,
         "{url}: no devices stored (kbgap bench fleet --ingest)"
     );
+    let fmt = |v: &[Duration]| {
+        v.iter()
+            .map(|d| format!("{:.3}", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     println!(
         "machine: {} threads (rayon {}), load {}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -195,32 +208,30 @@ pub fn assess_fleet(
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let m = median(load_times.clone());
     println!(
-        "devices: {n}; catalog load+index {catalog_s:.2} s; device load {load_s:.2} s ({:.0} devices/s)",
-        n as f64 / load_s
+        "devices: {n}, distinct setups: {}; catalog load+index {catalog_s:.2} s; fleet view read: median {:.3} s ({:.0} devices/s); runs [{}]",
+        rows.setups.len(),
+        m.as_secs_f64(),
+        n as f64 / m.as_secs_f64(),
+        fmt(&load_times)
     );
     println!(
-        "RSS: start {rss0:.0} MiB, +catalog {rss_cat:.0} MiB, +devices {rss_dev:.0} MiB \
-         => {:.2} KiB per stored device (VmRSS delta / devices)",
-        (rss_dev - rss_cat) * 1024.0 / n as f64
+        "RSS: start {rss0:.0} MiB, +catalog {rss_cat:.0} MiB, +fleet view {rss_dev:.0} MiB \
+         => {:.0} B per device for the rows as read (VmRSS delta / devices)",
+        (rss_dev - rss_cat) * 1024.0 * 1024.0 / n as f64
     );
     let settings = Settings::default();
-    let fmt = |v: &[Duration]| {
-        v.iter()
-            .map(|d| format!("{:.3}", d.as_secs_f64()))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    // 1. The engine over every device (rayon). With --sample, over the first SAMPLE devices.
-    let every: &[kbgap_store::StoredDevice] = &devices[..sample.unwrap_or(n).min(n)];
+    // 1. Each distinct setup once (what the server snapshot does).
     let mut times = Vec::new();
     let mut findings = 0usize;
     for run in 0..=runs {
         let t = Instant::now();
-        findings = every
+        findings = rows
+            .setups
             .par_iter()
-            .map(|d| {
-                assess(&engine, &Target::from_device(&d.device), &settings)
+            .map(|s| {
+                assess(&engine, &Target::from_setup(s, None), &settings)
                     .findings
                     .len()
             })
@@ -233,65 +244,75 @@ pub fn assess_fleet(
         }
     }
     let m = median(times.clone());
-    println!(
-        "engine assess, every device ({} devices, {runs} runs): median {:.3} s = {:.0} devices/s; runs [{}]; {findings} findings",
-        every.len(),
-        m.as_secs_f64(),
-        every.len() as f64 / m.as_secs_f64(),
-        fmt(&times)
-    );
-    // 2. Each distinct assessment target once (what the server snapshot does), all devices.
-    let mut times = Vec::new();
-    let mut distinct = 0;
-    for _ in 0..runs {
-        let t = Instant::now();
-        let keys: Vec<Target> = devices
-            .par_iter()
-            .map(|d| Target::from_device(&d.device).assessment_key())
-            .collect();
-        let unique: std::collections::HashSet<&Target> = keys.iter().collect();
-        distinct = unique.len();
-        let unique: Vec<&Target> = unique.into_iter().collect();
-        let f: usize = unique
-            .par_iter()
-            .map(|t| assess(&engine, t, &settings).findings.len())
-            .sum();
-        std::hint::black_box(f);
-        times.push(t.elapsed());
-    }
-    let m = median(times.clone());
     let (rss_eng, hwm_eng) = rss_mib();
     println!(
-        "engine assess, distinct targets ({distinct} of {n} devices, {runs} runs): median {:.3} s = {:.0} devices/s; runs [{}]; RSS {rss_eng:.0} MiB, peak {hwm_eng:.0} MiB",
+        "engine assess, distinct setups ({} setups for {n} devices, {runs} runs): median {:.3} s; runs [{}]; {findings} findings; RSS {rss_eng:.0} MiB, peak {hwm_eng:.0} MiB",
+        rows.setups.len(),
         m.as_secs_f64(),
-        n as f64 / m.as_secs_f64(),
         fmt(&times)
     );
-    drop(devices);
+    // 2. Baseline: the engine on each of SAMPLE stored reports, nothing shared.
+    if let Some(k) = sample {
+        let devices = store.devices()?;
+        let every = &devices[..k.min(devices.len())];
+        let mut times = Vec::new();
+        let mut findings = 0usize;
+        for _ in 0..runs {
+            let t = Instant::now();
+            findings = every
+                .par_iter()
+                .map(|d| {
+                    assess(&engine, &Target::from_device(&d.device), &settings)
+                        .findings
+                        .len()
+                })
+                .sum();
+            times.push(t.elapsed());
+        }
+        let m = median(times.clone());
+        println!(
+            "baseline: engine on every report ({} devices, {runs} runs): median {:.3} s = {:.0} devices/s; runs [{}]; {findings} findings",
+            every.len(),
+            m.as_secs_f64(),
+            every.len() as f64 / m.as_secs_f64(),
+            fmt(&times)
+        );
+    }
+    drop(rows);
     drop(engine);
+    drop(store);
     if skip_snapshot {
         return Ok(ExitCode::SUCCESS);
     }
+    let (rss_before, _) = rss_mib();
     let t = Instant::now();
     let fleet = kbgap_server::StoreFleet::open(url, "")?;
     println!(
-        "server snapshot, first build (catalog load + devices + snapshot): {:.2} s",
+        "server snapshot, first build (catalog load + fleet view + assess + views): {:.2} s",
         t.elapsed().as_secs_f64()
     );
     let mut times = Vec::new();
+    let mut per_device = 0;
+    let mut setups = 0;
     for _ in 0..runs {
         let t = Instant::now();
         let snap = fleet.rebuild().map_err(|e| anyhow::anyhow!("{e}"))?;
         times.push(t.elapsed());
         anyhow::ensure!(snap.machine_count() == n, "snapshot lost devices");
+        per_device = snap.per_device_bytes();
+        setups = snap.setup_count();
     }
     let (rss_snap, hwm) = rss_mib();
     let m = median(times.clone());
     println!(
-        "server snapshot rebuild (devices read + assess + views, {runs} runs): median {:.3} s = {:.0} devices/s; runs [{}]; RSS {rss_snap:.0} MiB, peak {hwm:.0} MiB",
+        "server snapshot rebuild (fleet view read + assess + views, {runs} runs): median {:.3} s = {:.0} devices/s; runs [{}]",
         m.as_secs_f64(),
         n as f64 / m.as_secs_f64(),
         fmt(&times)
+    );
+    println!(
+        "server snapshot memory: {per_device} B per device held (entries, names, indexes; {setups} setups shared); \
+         process RSS {rss_snap:.0} MiB (was {rss_before:.0} MiB before opening), peak {hwm:.0} MiB"
     );
     Ok(ExitCode::SUCCESS)
 }

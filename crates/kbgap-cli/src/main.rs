@@ -161,7 +161,9 @@ enum BenchCommand {
         /// Timed runs (medians are reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
-        /// Assess only the first SAMPLE devices in the every-device engine timing.
+        /// Also time the engine on every device one by one (no sharing of setups), over the
+        /// first SAMPLE stored reports: the baseline the setup sharing is measured against.
+        /// Decodes every stored report first.
         #[arg(long)]
         sample: Option<usize>,
         /// Time the engine only, not the server snapshot build.

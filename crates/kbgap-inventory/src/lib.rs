@@ -24,5 +24,5 @@ pub use device::{
     OtherHotfix, OtherHotfixKind, Software, SourceFormat,
 };
 pub use error::{InventoryError, InventoryWarning};
-pub use setup::DeviceSetup;
 pub use file::parse_file;
+pub use setup::DeviceSetup;

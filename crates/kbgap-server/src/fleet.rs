@@ -1,8 +1,11 @@
 //! The store-backed fleet: [`FleetData`] and [`DeviceIngest`] over a kbgap store and the engine.
 //!
 //! [`StoreFleet`] keeps an immutable [`Snapshot`] (behind an `Arc`) of every Defender view of the
-//! fleet: machines, their missing KBs, software, vulnerabilities and machine-vulnerability rows,
-//! all derived from one assessment per device (in parallel). Each request compares the store's
+//! fleet: machines, their missing KBs, software, vulnerabilities and machine-vulnerability rows.
+//! The store hands over each distinct device setup once plus a few columns per device
+//! ([`kbgap_store::FleetRows`]); each setup is assessed once (in parallel) and everything a
+//! device shows is looked up through its setup, so a device costs about a hundred bytes here
+//! and a million devices with a few thousand setups rebuild in seconds. Each request compares the store's
 //! catalog and fleet generations with the snapshot's (two one-row queries) and rebuilds when
 //! either changed; ingestion only stores (the next read rebuilds, once per burst of reports). The engine catalog is kept
 //! across rebuilds while the catalog generation is unchanged, so a device-only change re-assesses
@@ -18,9 +21,9 @@ use kbgap_catalog::products::normalized_name;
 use kbgap_catalog::Catalog;
 use kbgap_core::{Arch, CveId, KbId, MachineId, ProductId};
 use kbgap_engine::{assess, Assessment, EngineCatalog, Settings, Target};
-use kbgap_inventory::{Device, OsFamily};
+use kbgap_inventory::{Device, DeviceSetup, OsFamily};
 use kbgap_store::{
-    machine_id_for, DbLocation, DeviceUpsert, Store, StoreError, StoredDevice, UpsertAction,
+    machine_id_for, DbLocation, DeviceUpsert, FleetRows, Store, StoreError, UpsertAction,
 };
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -57,28 +60,53 @@ pub trait DeviceIngest: Send + Sync + 'static {
 }
 
 /// Everything the Defender routes read, derived once per (catalog, fleet) generation.
+///
+/// Per-device state is one [`DeviceEntry`] (sorted by id), one name-index slot and one member
+/// slot in its setup; everything else is per setup, per software or per CVE.
 #[derive(Default)]
 pub struct Snapshot {
     catalog_generation: i64,
     fleet_generation: i64,
-    machines: Arc<Vec<Machine>>,
-    machine_index: HashMap<MachineId, usize>,
-    by_name: HashMap<String, usize>,
-    missing: HashMap<MachineId, Arc<Vec<PublicProductFixDto>>>,
-    machine_software: HashMap<MachineId, Arc<Vec<SoftwareId>>>,
-    machine_vulns: HashMap<MachineId, Arc<Vec<CveId>>>,
+    /// Every device, sorted by id.
+    devices: Vec<DeviceEntry>,
+    /// (hash of the lowercase host name, device index), sorted: `machine_by_name`.
+    by_name: Vec<(u64, u32)>,
+    /// What the devices of each distinct setup share.
+    setups: Vec<SetupView>,
+    /// The Defender machine list, built on the first `/api/machines` request.
+    machines: std::sync::OnceLock<Arc<Vec<Machine>>>,
     software: Arc<Vec<Software>>,
     software_index: HashMap<SoftwareId, usize>,
     software_missing: HashMap<SoftwareId, Vec<PublicProductFixDto>>,
-    software_machines: HashMap<SoftwareId, Vec<MachineId>>,
+    /// Software -> setups whose devices have it installed.
+    software_setups: HashMap<SoftwareId, Vec<u32>>,
     software_vulns: HashMap<SoftwareId, Arc<Vec<CveId>>>,
     vulns: Arc<Vec<PublicVulnerabilityDto>>,
     vuln_index: HashMap<CveId, usize>,
-    vuln_machines: HashMap<CveId, Vec<MachineId>>,
-    /// Each machine's shared (CVE, software, KB) rows; DTOs are made on request.
-    asset_sig: HashMap<MachineId, Arc<Signature>>,
+    /// CVE -> setups whose devices are exposed to it.
+    vuln_setups: HashMap<CveId, Vec<u32>>,
     /// The full machine-vulnerability list, built on first request.
     asset_all: std::sync::OnceLock<Arc<Vec<PublicAssetVulnerabilityDto>>>,
+}
+
+/// One device of the snapshot: identity, name, times and its setup.
+struct DeviceEntry {
+    id: MachineId,
+    host_name: Option<Box<str>>,
+    first_seen: chrono::DateTime<Utc>,
+    last_seen: chrono::DateTime<Utc>,
+    setup: u32,
+}
+
+/// What every device with one setup shares: its OS facts (for the machine rows), its missing
+/// KBs, software and (CVE, software, KB) signature, and which devices have it.
+struct SetupView {
+    setup: DeviceSetup,
+    fixes: Arc<Vec<PublicProductFixDto>>,
+    software: Arc<Vec<SoftwareId>>,
+    sig: Arc<Signature>,
+    /// Indices into `Snapshot::devices`, ascending (so, in id order).
+    members: Vec<u32>,
 }
 
 /// The engine catalog and the catalog-wide vulnerability rows of one catalog generation.
@@ -221,16 +249,16 @@ impl StoreFleet {
         }
         let started = std::time::Instant::now();
         let cache = self.catalog_cache(gens.0)?;
-        let devices = self.with_store(|s| s.devices())?;
-        let n = devices.len();
-        let snap = Arc::new(build_snapshot(&cache, devices, gens.0, gens.1));
+        let rows = self.with_store(|s| s.fleet_rows())?;
+        let n = rows.devices.len();
+        let snap = Arc::new(build_snapshot(&cache, rows, gens.0));
         if let Ok(mut w) = self.snapshot.write() {
             *w = snap.clone();
         }
         tracing::info!(
             devices = n,
             catalog_generation = gens.0,
-            fleet_generation = gens.1,
+            fleet_generation = snap.fleet_generation,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "fleet snapshot rebuilt"
         );
@@ -247,8 +275,8 @@ impl StoreFleet {
             .map_err(|_| DataError::Internal("rebuild lock poisoned".into()))?;
         let gens = self.with_store(|s| Ok((s.catalog_generation()?, s.fleet_generation()?)))?;
         let cache = self.catalog_cache(gens.0)?;
-        let devices = self.with_store(|s| s.devices())?;
-        let snap = Arc::new(build_snapshot(&cache, devices, gens.0, gens.1));
+        let rows = self.with_store(|s| s.fleet_rows())?;
+        let snap = Arc::new(build_snapshot(&cache, rows, gens.0));
         if let Ok(mut w) = self.snapshot.write() {
             *w = snap.clone();
         }
@@ -330,9 +358,8 @@ pub fn os_platform(family: OsFamily) -> Option<&'static str> {
     })
 }
 
-fn machine_dto(d: &StoredDevice) -> Machine {
-    let mut m = Machine::new(d.machine_id, d.host_name.clone());
-    let os = &d.device.os;
+fn machine_dto(d: &DeviceEntry, os: &DeviceSetup) -> Machine {
+    let mut m = Machine::new(d.id, d.host_name.as_deref().map(str::to_owned));
     m.first_seen = Some(d.first_seen);
     m.last_seen = Some(d.last_seen);
     m.os_platform = os_platform(os.family).map(str::to_owned);
@@ -576,46 +603,48 @@ fn view_target(cache: &CatalogCache, sigs: &SignatureCache, target: &Target) -> 
     }
 }
 
-fn build_snapshot(
-    cache: &CatalogCache,
-    devices: Vec<StoredDevice>,
-    catalog_generation: i64,
-    fleet_generation: i64,
-) -> Snapshot {
-    let sigs: SignatureCache = Mutex::new(HashMap::new());
-    // The assessment is a pure function of the target (OS facts, build, KB list), so devices
-    // with equal targets are assessed once: fleets are mostly a few hundred distinct targets.
-    let targets: Vec<Target> = devices
-        .par_iter()
-        .map(|d| Target::from_device(&d.device).assessment_key())
-        .collect();
-    let mut distinct: HashMap<&Target, usize> = HashMap::new();
-    let slots: Vec<usize> = targets
-        .iter()
-        .map(|t| {
-            let next = distinct.len();
-            *distinct.entry(t).or_insert(next)
+fn name_hash(name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.trim().to_lowercase().hash(&mut h);
+    h.finish()
+}
+
+fn build_snapshot(cache: &CatalogCache, rows: FleetRows, catalog_generation: i64) -> Snapshot {
+    let FleetRows {
+        fleet_generation,
+        setups,
+        devices,
+        ..
+    } = rows;
+    let mut devices: Vec<DeviceEntry> = devices
+        .into_iter()
+        .map(|r| DeviceEntry {
+            id: r.machine_id,
+            host_name: r.host_name.map(String::into_boxed_str),
+            first_seen: r.first_seen,
+            last_seen: r.last_seen,
+            setup: r.setup,
         })
         .collect();
-    let mut unique: Vec<Option<&Target>> = vec![None; distinct.len()];
-    for (t, i) in distinct {
-        unique[i] = Some(t);
-    }
-    let shared: Vec<TargetView> = unique
+    devices.par_sort_unstable_by_key(|d| d.id);
+
+    // The assessment is a pure function of the setup: each distinct setup is assessed once.
+    let sigs: SignatureCache = Mutex::new(HashMap::new());
+    let views: Vec<TargetView> = setups
         .par_iter()
-        .flatten()
-        .map(|t| view_target(cache, &sigs, t))
+        .map(|s| view_target(cache, &sigs, &Target::from_setup(s, None)))
         .collect();
-    let mut devices_per_target = vec![0u64; shared.len()];
-    for &i in &slots {
-        devices_per_target[i] += 1;
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); setups.len()];
+    for (i, d) in devices.iter().enumerate() {
+        members[d.setup as usize].push(i as u32);
     }
 
     // Fleet-wide counts.
     let mut missed_on: HashMap<KbId, u64> = HashMap::new();
-    for (v, &count) in shared.iter().zip(&devices_per_target) {
+    for (v, m) in views.iter().zip(&members) {
         for f in &v.assessment.findings {
-            *missed_on.entry(f.kb).or_default() += count;
+            *missed_on.entry(f.kb).or_default() += m.len() as u64;
         }
     }
     let fix_dto = |f: &kbgap_engine::Finding, os_build: Option<u32>| PublicProductFixDto {
@@ -628,89 +657,73 @@ fn build_snapshot(
         os_build,
     };
     let mut kb_dtos: HashMap<KbId, PublicProductFixDto> = HashMap::new();
-    for v in &shared {
+    for (v, m) in views.iter().zip(&members) {
+        if m.is_empty() {
+            continue;
+        }
         for f in &v.assessment.findings {
             kb_dtos.entry(f.kb).or_insert_with(|| fix_dto(f, None));
         }
     }
-    // A target's fixes, shared by its devices (`osBuild` is the target's build number).
-    let target_fixes: Vec<Arc<Vec<PublicProductFixDto>>> = shared
-        .iter()
-        .zip(unique.iter().flatten())
-        .map(|(v, t)| {
-            let build = t.build.map(|b| b.build);
-            Arc::new(
-                v.assessment
-                    .findings
-                    .iter()
-                    .map(|f| fix_dto(f, build))
-                    .collect(),
-            )
-        })
-        .collect();
 
-    let mut snap = Snapshot {
-        catalog_generation,
-        fleet_generation,
-        ..Snapshot::default()
-    };
-    let mut machines = Vec::with_capacity(devices.len());
     let mut software_names: BTreeSet<SoftwareId> = BTreeSet::new();
-    for v in &shared {
-        software_names.extend(v.software.iter().cloned());
-    }
-    // Signature (by pointer) -> its devices.
-    let mut groups: HashMap<*const Signature, (Arc<Signature>, Vec<MachineId>)> = HashMap::new();
-    let dtos: Vec<Machine> = devices.par_iter().map(machine_dto).collect();
-    for (machine, &slot) in dtos.into_iter().zip(&slots) {
-        let v = &shared[slot];
-        let id = machine.id;
-        snap.missing.insert(id, target_fixes[slot].clone());
-        snap.machine_vulns.insert(id, v.sig.cves.clone());
-        groups
-            .entry(Arc::as_ptr(&v.sig))
-            .or_insert_with(|| (v.sig.clone(), Vec::new()))
-            .1
-            .push(id);
-        snap.asset_sig.insert(id, v.sig.clone());
-        for s in v.software.iter() {
-            snap.software_machines
-                .entry(s.clone())
-                .or_default()
-                .push(id);
-        }
-        snap.machine_software.insert(id, v.software.clone());
-        machines.push(machine);
-    }
-    machines.sort_by_key(|m| m.id);
-    for (i, m) in machines.iter().enumerate() {
-        snap.machine_index.insert(m.id, i);
-        if let Some(n) = &m.computer_dns_name {
-            snap.by_name.entry(n.to_lowercase()).or_insert(i);
-        }
-    }
-    snap.machines = Arc::new(machines);
-
+    let mut software_setups: HashMap<SoftwareId, Vec<u32>> = HashMap::new();
     let mut sw_cves: BTreeMap<SoftwareId, BTreeSet<CveId>> = BTreeMap::new();
-    let mut sw_exposed: BTreeMap<SoftwareId, BTreeSet<MachineId>> = BTreeMap::new();
+    let mut sw_exposed: BTreeMap<SoftwareId, u64> = BTreeMap::new();
     let mut sw_kbs: BTreeMap<SoftwareId, BTreeSet<KbId>> = BTreeMap::new();
-    let mut vuln_machines: BTreeMap<CveId, Vec<MachineId>> = BTreeMap::new();
-    for (sig, ids) in groups.into_values() {
-        for c in sig.cves.iter() {
-            vuln_machines.entry(c.clone()).or_default().extend(&ids);
+    let mut vuln_setups: HashMap<CveId, Vec<u32>> = HashMap::new();
+    let mut vuln_exposed: HashMap<CveId, u64> = HashMap::new();
+    for (i, (v, m)) in views.iter().zip(&members).enumerate() {
+        if m.is_empty() {
+            continue;
         }
-        for (sw, cves, kbs) in &sig.by_software {
+        let n = m.len() as u64;
+        for sw in v.software.iter() {
+            software_names.insert(sw.clone());
+            software_setups
+                .entry(sw.clone())
+                .or_default()
+                .push(i as u32);
+        }
+        for c in v.sig.cves.iter() {
+            vuln_setups.entry(c.clone()).or_default().push(i as u32);
+            *vuln_exposed.entry(c.clone()).or_default() += n;
+        }
+        for (sw, cves, kbs) in &v.sig.by_software {
             sw_cves
                 .entry(sw.clone())
                 .or_default()
                 .extend(cves.iter().cloned());
-            sw_exposed.entry(sw.clone()).or_default().extend(&ids);
+            *sw_exposed.entry(sw.clone()).or_default() += n;
             sw_kbs.entry(sw.clone()).or_default().extend(kbs);
         }
     }
-    for ids in vuln_machines.values_mut() {
-        ids.sort();
-    }
+
+    let setups: Vec<SetupView> = setups
+        .into_iter()
+        .zip(views)
+        .zip(members)
+        .map(|((setup, v), members)| SetupView {
+            fixes: Arc::new(
+                v.assessment
+                    .findings
+                    .iter()
+                    .map(|f| fix_dto(f, setup.build.map(|b| b.build)))
+                    .collect(),
+            ),
+            software: v.software,
+            sig: v.sig,
+            members,
+            setup,
+        })
+        .collect();
+
+    let mut by_name: Vec<(u64, u32)> = devices
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| d.host_name.as_deref().map(|n| (name_hash(n), i as u32)))
+        .collect();
+    by_name.par_sort_unstable();
 
     let software: Vec<Software> = software_names
         .into_iter()
@@ -722,12 +735,17 @@ fn build_snapshot(
                 weaknesses: cves.map_or(0, |c| c.len() as u64),
                 public_exploit: cves.is_some_and(|c| c.iter().any(|x| cache.exploited.contains(x))),
                 active_alert: false,
-                exposed_machines: sw_exposed.get(&id).map_or(0, |m| m.len() as u64),
+                exposed_machines: sw_exposed.get(&id).copied().unwrap_or(0),
                 impact_score: 0.0,
                 id,
             }
         })
         .collect();
+    let mut snap = Snapshot {
+        catalog_generation,
+        fleet_generation,
+        ..Snapshot::default()
+    };
     for (i, s) in software.iter().enumerate() {
         snap.software_index.insert(s.id.clone(), i);
         snap.software_vulns.insert(
@@ -754,7 +772,7 @@ fn build_snapshot(
         .iter()
         .map(|v| {
             let mut v = v.clone();
-            v.exposed_machines = vuln_machines.get(&v.id).map_or(0, |m| m.len() as u64);
+            v.exposed_machines = vuln_exposed.get(&v.id).copied().unwrap_or(0);
             v
         })
         .collect();
@@ -762,7 +780,11 @@ fn build_snapshot(
         snap.vuln_index.insert(v.id.clone(), i);
     }
     snap.vulns = Arc::new(vulns);
-    snap.vuln_machines = vuln_machines.into_iter().collect();
+    snap.vuln_setups = vuln_setups;
+    snap.software_setups = software_setups;
+    snap.devices = devices;
+    snap.by_name = by_name;
+    snap.setups = setups;
     snap
 }
 
@@ -771,17 +793,47 @@ impl std::fmt::Debug for Snapshot {
         f.debug_struct("Snapshot")
             .field("catalog_generation", &self.catalog_generation)
             .field("fleet_generation", &self.fleet_generation)
-            .field("machines", &self.machines.len())
+            .field("devices", &self.devices.len())
+            .field("setups", &self.setups.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Snapshot {
+    fn index_of(&self, id: MachineId) -> Option<usize> {
+        self.devices.binary_search_by_key(&id, |d| d.id).ok()
+    }
+    fn entry(&self, id: MachineId) -> Option<(&DeviceEntry, &SetupView)> {
+        let d = &self.devices[self.index_of(id)?];
+        Some((d, &self.setups[d.setup as usize]))
+    }
+    fn machine(&self, id: MachineId) -> Option<Machine> {
+        self.entry(id).map(|(d, s)| machine_dto(d, &s.setup))
+    }
+    fn machine_at(&self, i: usize) -> Machine {
+        let d = &self.devices[i];
+        machine_dto(d, &self.setups[d.setup as usize].setup)
+    }
+    /// The first device (in id order) whose host name equals `name` case-insensitively.
+    fn by_name(&self, name: &str) -> Option<usize> {
+        let wanted = name.trim().to_lowercase();
+        let h = name_hash(&wanted);
+        let start = self.by_name.partition_point(|&(x, _)| x < h);
+        self.by_name[start..]
+            .iter()
+            .take_while(|&&(x, _)| x == h)
+            .map(|&(_, i)| i as usize)
+            .find(|&i| {
+                self.devices[i]
+                    .host_name
+                    .as_deref()
+                    .is_some_and(|n| n.trim().to_lowercase() == wanted)
+            })
+    }
     /// One machine's machine-vulnerability rows.
-    fn asset_rows(&self, id: MachineId) -> Vec<PublicAssetVulnerabilityDto> {
-        let Some(sig) = self.asset_sig.get(&id) else {
-            return Vec::new();
-        };
+    fn asset_rows(&self, i: usize) -> Vec<PublicAssetVulnerabilityDto> {
+        let id = self.devices[i].id;
+        let sig = &self.setups[self.devices[i].setup as usize].sig;
         sig.rows
             .iter()
             .map(|(cve, sw, kb)| PublicAssetVulnerabilityDto {
@@ -807,55 +859,84 @@ impl Snapshot {
             })
             .collect()
     }
-    fn machine(&self, id: MachineId) -> Option<&Machine> {
-        self.machine_index.get(&id).map(|&i| &self.machines[i])
+    fn vulns_of(&self, ids: &[CveId]) -> Vec<PublicVulnerabilityDto> {
+        ids.iter()
+            .filter_map(|c| self.vuln_index.get(c).map(|&i| self.vulns[i].clone()))
+            .collect()
     }
-    fn vulns_of(&self, ids: Option<&Arc<Vec<CveId>>>) -> Vec<PublicVulnerabilityDto> {
-        ids.map(|ids| {
-            ids.iter()
-                .filter_map(|c| self.vuln_index.get(c).map(|&i| self.vulns[i].clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-    }
-    fn refs(&self, ids: Option<&Vec<MachineId>>) -> Vec<MachineReference> {
-        ids.map(|ids| {
-            ids.iter()
-                .filter_map(|m| self.machine(*m).map(Machine::reference))
-                .collect()
-        })
-        .unwrap_or_default()
+    /// References to the devices of some setups, in id order.
+    fn refs(&self, setups: Option<&Vec<u32>>) -> Vec<MachineReference> {
+        let mut idx: Vec<u32> = setups
+            .into_iter()
+            .flatten()
+            .flat_map(|&s| self.setups[s as usize].members.iter().copied())
+            .collect();
+        idx.sort_unstable();
+        idx.into_iter()
+            .map(|i| {
+                let d = &self.devices[i as usize];
+                let os = &self.setups[d.setup as usize].setup;
+                MachineReference {
+                    id: d.id,
+                    computer_dns_name: d.host_name.as_deref().map(str::to_owned),
+                    os_platform: os_platform(os.family).map(str::to_owned),
+                    rbac_group_name: None,
+                }
+            })
+            .collect()
     }
     /// Number of machines.
     pub fn machine_count(&self) -> usize {
-        self.machines.len()
+        self.devices.len()
+    }
+    /// Number of distinct device setups (each assessed once).
+    pub fn setup_count(&self) -> usize {
+        self.setups.len()
+    }
+    /// Bytes held per device by the snapshot's per-device state (device entries with their
+    /// host names, the name index and setup membership), for memory reports.
+    pub fn per_device_bytes(&self) -> usize {
+        let n = self.devices.len().max(1);
+        let entries = self.devices.capacity() * std::mem::size_of::<DeviceEntry>();
+        let names: usize = self
+            .devices
+            .iter()
+            .filter_map(|d| d.host_name.as_ref())
+            .map(|h| h.len())
+            .sum();
+        let index = self.by_name.capacity() * std::mem::size_of::<(u64, u32)>();
+        let members: usize = self.setups.iter().map(|s| s.members.capacity() * 4).sum();
+        (entries + names + index + members) / n
     }
 }
 
 impl FleetData for StoreFleet {
     fn machines(&self) -> DataResult<Arc<Vec<Machine>>> {
-        Ok(self.current()?.machines.clone())
+        let s = self.current()?;
+        Ok(s.machines
+            .get_or_init(|| {
+                Arc::new(
+                    (0..s.devices.len())
+                        .into_par_iter()
+                        .map(|i| s.machine_at(i))
+                        .collect(),
+                )
+            })
+            .clone())
     }
     fn machine_by_id(&self, id: MachineId) -> DataResult<Option<Machine>> {
-        Ok(self.current()?.machine(id).cloned())
+        Ok(self.current()?.machine(id))
     }
     fn machine_by_name(&self, name: &str) -> DataResult<Option<Machine>> {
         let s = self.current()?;
-        Ok(s.by_name
-            .get(&name.trim().to_lowercase())
-            .map(|&i| s.machines[i].clone()))
+        Ok(s.by_name(name).map(|i| s.machine_at(i)))
     }
     fn missing_kbs_for_machine(
         &self,
         id: MachineId,
     ) -> DataResult<Option<Vec<PublicProductFixDto>>> {
         let s = self.current()?;
-        Ok(s.machine(id).map(|_| {
-            s.missing
-                .get(&id)
-                .map(|v| v.as_ref().clone())
-                .unwrap_or_default()
-        }))
+        Ok(s.entry(id).map(|(_, v)| v.fixes.as_ref().clone()))
     }
     fn missing_kbs_for_software(
         &self,
@@ -868,15 +949,11 @@ impl FleetData for StoreFleet {
     }
     fn machine_software(&self, id: MachineId) -> DataResult<Option<Vec<Software>>> {
         let s = self.current()?;
-        Ok(s.machine(id).map(|_| {
-            s.machine_software
-                .get(&id)
-                .map(|ids| {
-                    ids.iter()
-                        .filter_map(|x| s.software_index.get(x).map(|&i| s.software[i].clone()))
-                        .collect()
-                })
-                .unwrap_or_default()
+        Ok(s.entry(id).map(|(_, v)| {
+            v.software
+                .iter()
+                .filter_map(|x| s.software_index.get(x).map(|&i| s.software[i].clone()))
+                .collect()
         }))
     }
     fn machine_vulnerabilities(
@@ -884,7 +961,7 @@ impl FleetData for StoreFleet {
         id: MachineId,
     ) -> DataResult<Option<Vec<PublicVulnerabilityDto>>> {
         let s = self.current()?;
-        Ok(s.machine(id).map(|_| s.vulns_of(s.machine_vulns.get(&id))))
+        Ok(s.entry(id).map(|(_, v)| s.vulns_of(&v.sig.cves)))
     }
     fn software_list(&self) -> DataResult<Arc<Vec<Software>>> {
         Ok(self.current()?.software.clone())
@@ -897,16 +974,19 @@ impl FleetData for StoreFleet {
         let s = self.current()?;
         Ok(s.software_index
             .get(id)
-            .map(|_| s.refs(s.software_machines.get(id))))
+            .map(|_| s.refs(s.software_setups.get(id))))
     }
     fn software_vulnerabilities(
         &self,
         id: &SoftwareId,
     ) -> DataResult<Option<Vec<PublicVulnerabilityDto>>> {
         let s = self.current()?;
-        Ok(s.software_index
-            .get(id)
-            .map(|_| s.vulns_of(s.software_vulns.get(id))))
+        Ok(s.software_index.get(id).map(|_| {
+            s.software_vulns
+                .get(id)
+                .map(|c| s.vulns_of(c))
+                .unwrap_or_default()
+        }))
     }
     fn vulnerabilities(&self) -> DataResult<Arc<Vec<PublicVulnerabilityDto>>> {
         Ok(self.current()?.vulns.clone())
@@ -917,9 +997,7 @@ impl FleetData for StoreFleet {
     }
     fn vulnerability_machine_refs(&self, id: &CveId) -> DataResult<Option<Vec<MachineReference>>> {
         let s = self.current()?;
-        Ok(s.vuln_index
-            .get(id)
-            .map(|_| s.refs(s.vuln_machines.get(id))))
+        Ok(s.vuln_index.get(id).map(|_| s.refs(s.vuln_setups.get(id))))
     }
     fn machines_vulnerabilities(
         &self,
@@ -927,14 +1005,14 @@ impl FleetData for StoreFleet {
     ) -> DataResult<Arc<Vec<PublicAssetVulnerabilityDto>>> {
         let s = self.current()?;
         Ok(match machine {
-            Some(m) => Arc::new(s.asset_rows(m)),
+            Some(m) => Arc::new(s.index_of(m).map(|i| s.asset_rows(i)).unwrap_or_default()),
             None => s
                 .asset_all
                 .get_or_init(|| {
                     Arc::new(
-                        s.machines
-                            .par_iter()
-                            .flat_map_iter(|m| s.asset_rows(m.id))
+                        (0..s.devices.len())
+                            .into_par_iter()
+                            .flat_map_iter(|i| s.asset_rows(i))
                             .collect(),
                     )
                 })

@@ -271,14 +271,19 @@ fn fleet_rows_agree_with_reports(store: &dyn Store, generation: i64) {
     assert_eq!(rows.fleet_generation, generation);
     assert!(rows.unreadable.is_empty());
     assert_eq!(rows.devices.len(), all.len());
-    let distinct: std::collections::BTreeSet<String> =
-        all.iter().map(|d| DeviceSetup::of(&d.device).digest()).collect();
+    let distinct: std::collections::BTreeSet<String> = all
+        .iter()
+        .map(|d| DeviceSetup::of(&d.device).digest())
+        .collect();
     assert_eq!(rows.setups.len(), distinct.len());
     let by_id: std::collections::HashMap<MachineId, &kbgap_store::StoredDevice> =
         all.iter().map(|d| (d.machine_id, d)).collect();
     for row in &rows.devices {
         let stored = by_id[&row.machine_id];
-        assert_eq!(rows.setups[row.setup as usize], DeviceSetup::of(&stored.device));
+        assert_eq!(
+            rows.setups[row.setup as usize],
+            DeviceSetup::of(&stored.device)
+        );
         assert_eq!(row.host_name, stored.host_name);
         assert_eq!(row.first_seen, stored.first_seen);
         assert_eq!(row.last_seen, stored.last_seen);

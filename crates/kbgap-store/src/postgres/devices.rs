@@ -7,8 +7,8 @@
 
 use super::{OpError, PgStore, ADVISORY_DEVICES};
 use crate::devices::{
-    canonical_report, digest_hex, encoded_setup, setup_of_stored_report, DeviceStore,
-    DeviceUpsert, FleetRows, FleetRowsBuilder, StoredDevice, UpsertAction, BACKFILL_CHUNK,
+    canonical_report, digest_hex, encoded_setup, setup_of_stored_report, DeviceStore, DeviceUpsert,
+    FleetRows, FleetRowsBuilder, StoredDevice, UpsertAction, BACKFILL_CHUNK,
 };
 use crate::rows::{text_to_time, time_to_text};
 use crate::StoreError;

@@ -2,8 +2,8 @@
 
 use super::{db, text_to_time, time_to_text, SqliteStore};
 use crate::devices::{
-    canonical_report, digest_hex, encoded_setup, setup_of_stored_report, DeviceStore,
-    DeviceUpsert, FleetRows, FleetRowsBuilder, StoredDevice, UpsertAction, BACKFILL_CHUNK,
+    canonical_report, digest_hex, encoded_setup, setup_of_stored_report, DeviceStore, DeviceUpsert,
+    FleetRows, FleetRowsBuilder, StoredDevice, UpsertAction, BACKFILL_CHUNK,
 };
 use crate::StoreError;
 use chrono::{DateTime, Utc};
@@ -60,7 +60,11 @@ impl RawRow {
     }
 }
 
-fn insert_setup(tx: &rusqlite::Transaction<'_>, digest: &str, setup: &[u8]) -> Result<(), StoreError> {
+fn insert_setup(
+    tx: &rusqlite::Transaction<'_>,
+    digest: &str,
+    setup: &[u8],
+) -> Result<(), StoreError> {
     tx.prepare_cached("INSERT OR IGNORE INTO device_setups (digest, setup) VALUES (?1, ?2)")
         .map_err(db)?
         .execute(params![digest, setup])
