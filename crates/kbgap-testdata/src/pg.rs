@@ -5,6 +5,13 @@
 //! `postgres://postgres@127.0.0.1:5432`); the `postgres` maintenance database is used to
 //! create and drop `kbgap_test_<pid>_<random>`. An unreachable server panics with a message
 //! saying how to start it: PostgreSQL tests fail rather than skip, so CI notices.
+//!
+//! Tests that stop, crash or restart the database server use a [`PrivateCluster`] of their own
+//! instead (never the shared server).
+
+mod cluster;
+
+pub use cluster::{PrivateCluster, StopMode};
 
 use postgres::{Client, NoTls};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
