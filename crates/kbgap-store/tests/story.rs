@@ -1,7 +1,8 @@
 //! One story, run against both backends: a temp SQLite file and a fresh PostgreSQL database.
 //! Catalog import / revision replacement / no-op re-import / as-of loads / KB lookups / parse
 //! issues / generations, then device upserts (add, replace, unchanged, repeated ids),
-//! first/last seen, lookups and the fleet generation. The PostgreSQL half fails (never skips)
+//! first/last seen, lookups, the fleet generation, the fleet view (setups shared, derived for
+//! older rows, never half a batch). The PostgreSQL half fails (never skips)
 //! when no server is reachable.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -420,4 +421,73 @@ fn postgres_unreachable_after_open_is_unavailable() {
     let text = err.to_string();
     assert!(text.contains(&name), "{text}");
     assert!(!text.contains('\n'), "{text}");
+}
+
+/// A writer flips a group of devices between two reports, one transaction per flip, while a
+/// reader (another connection, as another replica would be) reads the fleet view: every read
+/// sees the whole group on one report, never some devices before and some after.
+fn readers_never_see_half_a_batch(url: &str) {
+    const GROUP: usize = 40;
+    const FLIPS: usize = 60;
+    let laptop = device("laptop-1909-patched.json");
+    let mut bare = laptop.clone();
+    bare.installed_kbs.clear();
+    let batch = |d: &kbgap_inventory::Device| -> Vec<DeviceUpsert> {
+        (0..GROUP)
+            .map(|i| {
+                let mut d = d.clone();
+                d.host_name = Some(format!("FLIP-{i:02}"));
+                d.machine_id = None;
+                DeviceUpsert {
+                    machine_id: kbgap_store::machine_id_for(&d, "flip").unwrap(),
+                    device: d,
+                }
+            })
+            .collect()
+    };
+    let mut writer = kbgap_store::open_store(url).unwrap();
+    writer.upsert_devices(batch(&laptop), at(1)).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (url, done) = (url.to_owned(), done.clone());
+        std::thread::spawn(move || {
+            let store = kbgap_store::open_store(&url).unwrap();
+            let (mut reads, mut generations) = (0, std::collections::BTreeSet::new());
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || reads < 5 {
+                let rows = store.fleet_rows().unwrap();
+                assert_eq!(rows.devices.len(), GROUP);
+                let seen: std::collections::BTreeSet<u32> =
+                    rows.devices.iter().map(|d| d.setup).collect();
+                assert_eq!(seen.len(), 1, "a read saw half a batch: {seen:?}");
+                assert_eq!(rows.setups.len(), 1);
+                generations.insert(rows.fleet_generation);
+                reads += 1;
+            }
+            (reads, generations.len())
+        })
+    };
+    for i in 0..FLIPS {
+        let d = if i % 2 == 0 { &bare } else { &laptop };
+        writer.upsert_devices(batch(d), at(2)).unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (reads, generations) = reader.join().unwrap();
+    assert!(reads >= 5);
+    assert!(generations >= 1);
+    assert_eq!(writer.fleet_generation().unwrap(), 1 + FLIPS as i64);
+}
+
+#[test]
+fn readers_never_see_half_a_batch_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    readers_never_see_half_a_batch(&format!(
+        "sqlite://{}",
+        dir.path().join("flip.db").display()
+    ));
+}
+
+#[test]
+fn readers_never_see_half_a_batch_postgres() {
+    let db = TempDb::create();
+    readers_never_see_half_a_batch(&db.url());
 }
