@@ -226,7 +226,7 @@ impl StoreFleet {
 
     /// The current snapshot, rebuilt first if the store's generations moved.
     pub fn current(&self) -> DataResult<Arc<Snapshot>> {
-        let gens = self.with_store(|s| Ok((s.catalog_generation()?, s.fleet_generation()?)))?;
+        let gens = self.with_store(|s| s.generations())?;
         {
             let snap = self
                 .snapshot
@@ -241,7 +241,7 @@ impl StoreFleet {
             .lock()
             .map_err(|_| DataError::Internal("rebuild lock poisoned".into()))?;
         // Another request may have rebuilt while we waited.
-        let gens = self.with_store(|s| Ok((s.catalog_generation()?, s.fleet_generation()?)))?;
+        let gens = self.with_store(|s| s.generations())?;
         if let Ok(snap) = self.snapshot.read() {
             if (snap.catalog_generation, snap.fleet_generation) == gens {
                 return Ok(snap.clone());
@@ -273,7 +273,7 @@ impl StoreFleet {
             .rebuild
             .lock()
             .map_err(|_| DataError::Internal("rebuild lock poisoned".into()))?;
-        let gens = self.with_store(|s| Ok((s.catalog_generation()?, s.fleet_generation()?)))?;
+        let gens = self.with_store(|s| s.generations())?;
         let cache = self.catalog_cache(gens.0)?;
         let rows = self.with_store(|s| s.fleet_rows())?;
         let snap = Arc::new(build_snapshot(&cache, rows, gens.0));

@@ -287,6 +287,9 @@ pub trait DeviceStore: Send {
     /// setups and the fleet generation, all from one consistent read (a device is seen with
     /// its old report or its new one, never a mix).
     fn fleet_rows(&self) -> Result<FleetRows, StoreError>;
+    /// (catalog generation, fleet generation) in one round trip: what a server checks on
+    /// every request to know whether its snapshot is current.
+    fn generations(&self) -> Result<(i64, i64), StoreError>;
 }
 
 /// Both halves of the store behind one connection.

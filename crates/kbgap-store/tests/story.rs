@@ -259,6 +259,7 @@ fn story(store: &mut dyn Store) {
     // Catalog untouched by device writes.
     assert_eq!(store.catalog_generation().unwrap(), 2);
     fleet_rows_agree_with_reports(store, 3);
+    assert_eq!(store.generations().unwrap(), (2, 3));
     // The 50 hosts are the laptop under other names: 52 devices, two setups (the desktop's
     // latest report and the laptop's); the desktop's replaced setups are not listed.
     assert_eq!(store.fleet_rows().unwrap().setups.len(), 2);

@@ -289,6 +289,17 @@ impl DeviceStore for SqliteStore {
         Ok(out.finish())
     }
 
+    fn generations(&self) -> Result<(i64, i64), StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT (SELECT value FROM catalog_meta WHERE key = 'generation'),
+                        (SELECT value FROM fleet_meta WHERE key = 'generation')",
+            )
+            .map_err(db)?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db)
+    }
+
     fn fleet_generation(&self) -> Result<i64, StoreError> {
         self.conn
             .query_row(
