@@ -13,6 +13,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_device_setups.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_fleet_view_index.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
