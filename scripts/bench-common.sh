@@ -3,10 +3,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 target=${CARGO_TARGET_DIR:-$PWD/target}
-kbgap=$target/release/kbgap
+kbgap=${KBGAP_BIN:-$target/release/kbgap} # KBGAP_BIN: another build to compare (not rebuilt)
 work=$target/bench-fleet
 mkdir -p "$work"
-if [ -z "${BENCH_NO_BUILD:-}" ]; then
+if [ -z "${BENCH_NO_BUILD:-}" ] && [ -z "${KBGAP_BIN:-}" ]; then
   cargo build --release -p kbgap-cli >/dev/null 2>&1
 fi
 machine_line() {
@@ -85,17 +85,27 @@ start_server() {
   log=$work/$name.log
   err=$work/$name.err
   export KBGAP_JWT_SECRET=bench-secret-0123456789abcdef0123456789abcdef
+  # Emptied here, not only by the child's redirection: the child may not have run yet when the
+  # loop below first reads the log, which would then still hold the previous run's address.
+  : >"$log"
+  : >"$err"
   "$kbgap" --db "$db" serve --listen 127.0.0.1:0 --no-rate-limit >"$log" 2>"$err" &
   server_pid=$!
   server_pids+=("$server_pid")
   trap stop_server EXIT
-  for _ in $(seq 3000); do # up to 10 minutes (the first snapshot of a large fleet)
-    if grep -q 'listening on' "$log" 2>/dev/null; then break; fi
-    kill -0 "$server_pid" 2>/dev/null || { cat "$err" >&2; exit 1; }
+  local waited=0
+  base_url=""
+  while [ "$waited" -lt 3000 ]; do # up to 10 minutes (the first snapshot of a large fleet)
+    base_url=$(sed -n 's/^kbgap listening on //p' "$log")
+    [ -z "$base_url" ] || break
+    kill -0 "$server_pid" 2>/dev/null || { echo "server exited: $(tail -c 500 "$err")" >&2; exit 1; }
     sleep 0.2
+    waited=$((waited + 1))
   done
-  base_url=$(sed -n 's/^kbgap listening on //p' "$log")
-  [ -n "$base_url" ] || { echo "server did not start" >&2; exit 1; }
+  [ -n "$base_url" ] || {
+    echo "server did not start after $waited checks ($log: $(head -c 300 "$log"); $err: $(tail -c 300 "$err"))" >&2
+    exit 1
+  }
 }
 stop_server() { # stops every server start_server started
   local p

@@ -64,7 +64,18 @@ ticks() { # utime + stime of the pids given, in clock ticks
   done
   echo "$t"
 }
-box_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6}' /proc/stat; } # total idle
+box_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6, $9}' /proc/stat; } # total idle steal
+majflt() { # major page faults of the pids given
+  local p t=0
+  for p in "$@"; do t=$((t + $(sed 's/.*) //' /proc/"$p"/stat | awk '{print $10}'))); done
+  echo "$t"
+}
+psi_some_ms() { # time some task stalled on memory / io since boot, in ms (0 0 without PSI)
+  local r
+  for r in memory io; do
+    awk '/^some/ {sub("total=", "", $5); printf "%d ", $5 / 1000}' /proc/pressure/$r 2>/dev/null || printf '0 '
+  done
+}
 pg_backends() { [ -z "$name" ] || pg_sql "$name" "SELECT pid FROM pg_stat_activity WHERE datname = '$name' AND pid <> pg_backend_pid()"; }
 pg_commits() { [ -n "$name" ] || { echo 0; return; }; pg_sql "$name" "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '$name'"; }
 
@@ -72,12 +83,14 @@ results=$work/replicas-$backend-$n.results
 : >"$results"
 # One measured run of route $1 (ping | getmissingkbs), run number $2: every replica at once.
 run_route() {
-  local what=$1 run=$2 r wpids=() args total=0 reqs=0 hists=() backends srv0 srv1 pg0 pg1 box0 box1 c0 c1
+  local what=$1 run=$2 r wpids=() args total=0 reqs=0 hists=() backends srv0 srv1 pg0 pg1 box0 box1 c0 c1 mf0 mf1 psi0 psi1
   backends=$(pg_backends | xargs)
   srv0=$(ticks "${pids[@]}")
   # shellcheck disable=SC2086
   pg0=$(ticks $backends)
   box0=$(box_ticks)
+  mf0=$(majflt "${pids[@]}")
+  psi0=$(psi_some_ms)
   c0=$(pg_commits)
   for r in $(seq "$replicas"); do
     if [ "$what" = ping ]; then
@@ -93,6 +106,8 @@ run_route() {
   # shellcheck disable=SC2086
   pg1=$(ticks $backends)
   box1=$(box_ticks)
+  mf1=$(majflt "${pids[@]}")
+  psi1=$(psi_some_ms)
   [ -z "$name" ] || sleep 1.5 # PostgreSQL publishes its per-database counters at most once a second
   c1=$(pg_commits)
   for r in $(seq "$replicas"); do
@@ -109,12 +124,15 @@ run_route() {
   echo "$what $run all $total $(hist_percentile 50 "${hists[@]}") $(hist_percentile 99 "${hists[@]}")" >>"$results"
   awk -v w="$what" -v run="$run" '$1 == w && $2 == run { printf "  run %s %-13s replica %-3s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms\n", run, w, $3, $4, $5, $6 }' "$results"
   # CPU over the run, in % of all cores (100% = the whole box).
-  read -r bt0 bi0 <<<"$box0"
-  read -r bt1 bi1 <<<"$box1"
+  read -r bt0 bi0 bs0 <<<"$box0"
+  read -r bt1 bi1 bs1 <<<"$box1"
+  read -r pm0 pi0 <<<"$psi0"
+  read -r pm1 pi1 <<<"$psi1"
   awk -v s="$((srv1 - srv0))" -v p="$((pg1 - pg0))" -v t="$((bt1 - bt0))" -v i="$((bi1 - bi0))" \
+    -v st="$((bs1 - bs0))" -v mf="$((mf1 - mf0))" -v pm="$((pm1 - pm0))" -v pio="$((pi1 - pi0))" \
     -v q="$((c1 - c0))" -v reqs="$reqs" -v hz="$hz" -v w="$what" -v run="$run" 'BEGIN {
-      printf "  run %s %-13s cpu: kbgap servers %.0f%%, postgres backends %.0f%%, rest (wrk, others) %.0f%%, idle %.0f%%; %.1f µs server + %.1f µs postgres CPU per request; postgres transactions per request %.2f\n",
-        run, w, 100 * s / t, 100 * p / t, 100 * (t - i - s - p) / t, 100 * i / t, 1e6 * s / hz / reqs, 1e6 * p / hz / reqs, q / reqs }' |
+      printf "  run %s %-13s cpu: kbgap servers %.0f%%, postgres backends %.0f%%, rest (wrk, others) %.0f%%, idle %.0f%%, steal %.1f%%; %.1f µs server + %.1f µs postgres CPU per request; postgres transactions per request %.2f; stalls: server major faults %d, PSI some memory %d ms / io %d ms\n",
+        run, w, 100 * s / t, 100 * p / t, 100 * (t - i - s - p) / t, 100 * i / t, 100 * st / t, 1e6 * s / hz / reqs, 1e6 * p / hz / reqs, q / reqs, mf, pm, pio }' |
     tee -a "$work/replicas-$backend-$n.cpu"
 }
 
