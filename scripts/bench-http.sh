@@ -15,17 +15,7 @@ export KBGAP_JWT_SECRET
 token=$("$kbgap" token --role Software.Read.All --role Machine.Read.All --ttl 1h)
 echo "$(machine_line); server RSS $(server_rss_mb) MB with $n devices"
 lua=$work/missingkbs.lua
-cat >"$lua" <<LUA
-local ids = {}
-for line in io.lines("$work/fleet-$n.ids") do ids[#ids + 1] = line end
-local seed = 0
-function setup(thread) seed = seed + 1; thread:set("tseed", seed) end
-function init(args) math.randomseed(tseed * 7919) end
-wrk.headers["Authorization"] = "Bearer $token"
-request = function()
-  return wrk.format("GET", "/api/machines/" .. ids[math.random(#ids)] .. "/getmissingkbs")
-end
-LUA
+missingkbs_lua "$work/fleet-$n.ids" "$token" "$lua"
 threads=$(( conns < 2 ? conns : 2 ))
 # Warm-up (first request builds nothing: the snapshot was built at start), then the runs.
 wrk -t1 -c1 -d2s -s "$lua" "$base_url" >/dev/null

@@ -410,6 +410,32 @@ fn postgres_store_reconnects_after_its_session_is_killed() {
 }
 
 #[test]
+fn postgres_generations_read_the_meta_rows_and_refuse_a_missing_one() {
+    // The generations are read with the simple query protocol (one round trip each): they
+    // follow the stored rows, and a missing row is an error naming the table, not a panic.
+    let db = TempDb::create();
+    let store = kbgap_store::open_store(&db.url()).unwrap();
+    assert_eq!(store.catalog_generation().unwrap(), 0);
+    assert_eq!(store.fleet_generation().unwrap(), 0);
+    let mut admin = db.client();
+    admin
+        .batch_execute(
+            "UPDATE catalog_meta SET value = 41 WHERE key = 'generation';
+             UPDATE fleet_meta SET value = 9000000000 WHERE key = 'generation'",
+        )
+        .unwrap();
+    assert_eq!(store.catalog_generation().unwrap(), 41);
+    assert_eq!(store.fleet_generation().unwrap(), 9_000_000_000);
+    admin
+        .batch_execute("DELETE FROM fleet_meta WHERE key = 'generation'")
+        .unwrap();
+    let err = store.fleet_generation().unwrap_err();
+    assert!(matches!(err, StoreError::Database(_)), "{err}");
+    assert!(err.to_string().contains("fleet_meta"), "{err}");
+    assert_eq!(store.catalog_generation().unwrap(), 41);
+}
+
+#[test]
 fn postgres_unreachable_after_open_is_unavailable() {
     // A store whose server goes away answers Unavailable (the server maps it to 503) and
     // recovers by itself: simulated by pointing a store at a database that is then dropped.

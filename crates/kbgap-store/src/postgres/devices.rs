@@ -393,11 +393,6 @@ impl DeviceStore for PgStore {
     }
 
     fn fleet_generation(&self) -> Result<i64, StoreError> {
-        self.run(|c| {
-            Ok(
-                c.query_one("SELECT value FROM fleet_meta WHERE key = 'generation'", &[])?
-                    .get(0),
-            )
-        })
+        self.run(|c| super::meta_generation(c, "fleet_meta"))
     }
 }

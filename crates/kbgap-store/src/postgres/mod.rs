@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use kbgap_catalog::{Document, DocumentHead, ParseIssue, MODEL_VERSION};
 use kbgap_core::{DocumentId, KbId};
 use postgres::types::ToSql;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config, NoTls, SimpleQueryMessage};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -78,6 +78,33 @@ fn discard(client: Client) {
         .map(|h| h.join());
     if !matches!(joined, Ok(Ok(()))) {
         tracing::warn!("could not close a PostgreSQL connection cleanly");
+    }
+}
+
+/// The `generation` row of a `*_meta` table (`catalog_meta`, `fleet_meta`), read with the simple
+/// query protocol: one round trip. (`query_one` with SQL text costs two: an unnamed prepare,
+/// then the execute.) This is the server's hot path: `kbgap serve` reads both generations on
+/// every request, so over loopback the round trips, not the queries, are its PostgreSQL cost.
+pub(crate) fn meta_generation(c: &mut Client, table: &'static str) -> Result<i64, OpError> {
+    let sql = format!("SELECT value FROM {table} WHERE key = 'generation'");
+    let rows: Vec<_> = c
+        .simple_query(&sql)?
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row.get(0).map(str::to_owned)),
+            _ => None,
+        })
+        .collect();
+    match rows.as_slice() {
+        [Some(text)] => text.parse().map_err(|e| {
+            OpError::Store(StoreError::Database(format!(
+                "{table}.generation is not a number ({text:?}): {e}"
+            )))
+        }),
+        _ => Err(OpError::Store(StoreError::Database(format!(
+            "{table} has {} generation rows, expected one non-null",
+            rows.len()
+        )))),
     }
 }
 
@@ -502,13 +529,7 @@ impl CatalogStore for PgStore {
     }
 
     fn catalog_generation(&self) -> Result<i64, StoreError> {
-        self.run(|c| {
-            Ok(c.query_one(
-                "SELECT value FROM catalog_meta WHERE key = 'generation'",
-                &[],
-            )?
-            .get(0))
-        })
+        self.run(|c| meta_generation(c, "catalog_meta"))
     }
 
     fn stale_documents(&self) -> Result<Vec<StaleDocument>, StoreError> {
