@@ -173,7 +173,11 @@ fn replicas_share_one_postgres_database() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4], "each migration applied exactly once");
+    assert_eq!(
+        versions,
+        [1, 2, 3, 4],
+        "each migration applied exactly once"
+    );
 
     import(&url, &["Feb", "Mar"]);
     let token = token(&url);
