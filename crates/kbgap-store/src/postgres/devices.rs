@@ -92,6 +92,12 @@ impl PgStore {
             let Some((last, _)) = chunk.last() else {
                 break;
             };
+            if after.is_empty() {
+                tracing::info!(
+                    "deriving the setups of devices stored before schema 0003 (one pass, \
+                     {BACKFILL_CHUNK} per transaction)"
+                );
+            }
             after = last.clone();
             let mut ids = Vec::new();
             let mut setups = Vec::new();

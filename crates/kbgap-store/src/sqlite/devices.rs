@@ -100,6 +100,12 @@ impl SqliteStore {
             let Some((last, _)) = chunk.last() else {
                 break;
             };
+            if after.is_empty() {
+                tracing::info!(
+                    "deriving the setups of devices stored before schema 0003 (one pass, \
+                     {BACKFILL_CHUNK} per transaction)"
+                );
+            }
             after = last.clone();
             let tx = self
                 .conn
