@@ -4,15 +4,25 @@
 # on a fresh SQLite database holding the catalog only. Every report is a new device until the
 # list wraps. Afterwards: stored device count and the one snapshot rebuild the first read pays.
 # Usage: scripts/bench-ingest.sh [SECONDS] [CONNECTIONS] [REPORTS]
+#        BACKEND=postgres: a fresh PostgreSQL database kbgap_bench_ingest (catalog imported from
+#        the archive; needs psql) instead of the SQLite file.
 source "$(dirname "$0")/bench-common.sh"
 secs=${1:-20}
 conns=${2:-4}
 reports=${3:-100000}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install -y wrk)" >&2; exit 1; }
 cat=$(catalog_db)
-db=$work/ingest.db
-rm -f "$db" "$db"-*
-sqlite_copy "$cat" "$db"
+if [ "${BACKEND:-sqlite}" = postgres ]; then
+  pg_sql postgres "DROP DATABASE IF EXISTS kbgap_bench_ingest WITH (FORCE)"
+  pg_sql postgres "CREATE DATABASE kbgap_bench_ingest"
+  [ -n "${PG_SYNC_OFF:-}" ] && pg_sql postgres "ALTER DATABASE kbgap_bench_ingest SET synchronous_commit = off"
+  db=$pg_base/kbgap_bench_ingest
+  "$kbgap" --db "$db" catalog import "$(msrc_archive)" >/dev/null
+else
+  db=$work/ingest.db
+  rm -f "$db" "$db"-*
+  sqlite_copy "$cat" "$db"
+fi
 jsonl=$work/ingest-$reports.jsonl
 [ -f "$jsonl" ] || "$kbgap" --db "$cat" bench fleet --devices "$reports" --seed 99 --jsonl "$jsonl" >&2
 start_server "$db"
