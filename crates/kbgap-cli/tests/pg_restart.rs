@@ -7,15 +7,14 @@
 //! the shared server at 127.0.0.1:5432. Fails (never skips) when PostgreSQL's server binaries
 //! are missing.
 
+mod support;
+
 use kbgap_testdata::pg::{PrivateCluster, StopMode};
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const SECRET: &str = "pg-restart-test-secret-0123456789abcdef";
+use support::{get, import, spawn_serve, wait_listening, Server};
 /// Client threads posting reports at the same time.
 const CLIENTS: u64 = 3;
 /// Acknowledged requests wanted before the kill and after the restart.
@@ -36,103 +35,21 @@ const STARTING: u8 = 3;
 /// `pg_ctl start` has returned: the server accepts connections.
 const RESTARTED: u8 = 4;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn kbgap(db: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kbgap"));
-    c.args(["--db", db])
-        .env("KBGAP_JWT_SECRET", SECRET)
-        .env("RUST_LOG", "warn");
-    c
-}
-
 fn start_server(db: &str) -> Server {
     // Rate limits off: the client threads and the read-back exceed Defender's per-minute limits.
-    let mut child = kbgap(db)
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-rate-limit"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start kbgap serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("kbgap serve exited before printing its address (see stderr)")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("kbgap listening on ") {
-            break rest.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base }
+    wait_listening(spawn_serve(db, &["--no-rate-limit"]))
 }
 
 fn token(db: &str) -> String {
-    let out = kbgap(db)
-        .args([
-            "token",
-            "--role",
-            "Machine.Read.All",
-            "--role",
-            "Device.Ingest",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn import(db: &str) {
-    let out = kbgap(db)
-        .args(["catalog", "import"])
-        .arg(kbgap_testdata::msrc_fixture("cvrfDocument-2020-Mar.xml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "catalog import failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::token(db, &["Machine.Read.All", "Device.Ingest"])
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(REQUEST_TIMEOUT))
-        .build()
-        .into()
-}
-
-fn get(agent: &ureq::Agent, url: &str, token: &str) -> (u16, serde_json::Value) {
-    let mut resp = agent
-        .get(url)
-        .header("Authorization", &format!("Bearer {token}"))
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = resp.status().as_u16();
-    let body = resp.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&body).unwrap_or_default())
+    support::agent(REQUEST_TIMEOUT)
 }
 
 fn report(host: &str, machine_id: &str) -> String {
-    format!(
-        r#"{{"schema":"kbgap.device/1","hostName":"{host}","machineId":"{machine_id}",
-        "collectedAt":"2020-03-21T08:00:00Z","os":{{"productName":"Windows 10 Pro",
-        "currentBuild":"18363","ubr":657,"currentMajorVersionNumber":10,
-        "currentMinorVersionNumber":0,"architecture":"x64"}},
-        "hotfixes":[{{"id":"KB4532693","installedOn":"2/11/2020"}}]}}"#
-    )
+    support::report(host, machine_id, 657)
 }
 
 /// Whether `body` is the Defender-style 503 error envelope.
@@ -267,9 +184,9 @@ fn postgres_killed_and_restarted_under_load_loses_no_acknowledged_report() {
     let test_started = Instant::now();
     let cluster = PrivateCluster::new();
     let db = cluster.create_database("kbgap");
-    import(&db);
+    import(&db, &["Mar"]);
     let token = token(&db);
-    let mut server = start_server(&db);
+    let server = start_server(&db);
     let base = server.base.clone();
     let reader = agent();
     let (status, body) = get(&reader, &format!("{base}/api/machines"), &token);
@@ -335,7 +252,7 @@ fn postgres_killed_and_restarted_under_load_loses_no_acknowledged_report() {
         c.join().expect("client thread panicked");
     }
     assert!(
-        server.child.try_wait().unwrap().is_none(),
+        server.child.lock().unwrap().try_wait().unwrap().is_none(),
         "kbgap serve exited: the test never restarts it"
     );
 

@@ -4,127 +4,41 @@
 //! of A in the middle of an ingestion loop losing no acknowledged report. Fails (never skips)
 //! when PostgreSQL is not reachable.
 
-use kbgap_testdata::pg::TempDb;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod support;
 
-const SECRET: &str = "replica-test-secret-0123456789abcdef";
+use kbgap_testdata::pg::TempDb;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{import, report, spawn_serve, wait_listening, Server};
+
 const DESKTOP: &str = "2339ad14a01bd0299afb93dfa2550136057bff96";
 
-struct Replica {
-    child: Arc<Mutex<Child>>,
-    base: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if let Ok(mut c) = self.child.lock() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn kbgap(db: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kbgap"));
-    c.args(["--db", db])
-        .env("KBGAP_JWT_SECRET", SECRET)
-        .env("RUST_LOG", "warn");
-    c
-}
-
-fn spawn_serve(db: &str) -> Child {
-    kbgap(db)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start kbgap serve")
-}
-
-fn wait_listening(mut child: Child) -> Replica {
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let base = loop {
-        assert!(Instant::now() < deadline, "replica did not start");
-        let line = lines
-            .next()
-            .expect("replica exited before printing its address (see stderr)")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("kbgap listening on ") {
-            break rest.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Replica {
-        child: Arc::new(Mutex::new(child)),
-        base,
-    }
-}
-
 /// Starts two replicas at the same moment (both migrate the fresh database concurrently).
-fn start_pair(db: &str) -> (Replica, Replica) {
-    let (a, b) = (spawn_serve(db), spawn_serve(db));
+fn start_pair(db: &str) -> (Server, Server) {
+    let (a, b) = (spawn_serve(db, &[]), spawn_serve(db, &[]));
     (wait_listening(a), wait_listening(b))
 }
 
 fn token(db: &str) -> String {
-    let out = kbgap(db)
-        .args([
-            "token",
-            "--role",
+    support::token(
+        db,
+        &[
             "Machine.Read.All",
-            "--role",
             "Software.Read.All",
-            "--role",
             "Vulnerability.Read.All",
-            "--role",
             "Device.Ingest",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn import(db: &str, months: &[&str]) {
-    let files: Vec<_> = months
-        .iter()
-        .map(|m| kbgap_testdata::msrc_fixture(&format!("cvrfDocument-2020-{m}.xml")))
-        .collect();
-    let out = kbgap(db)
-        .args(["catalog", "import"])
-        .args(&files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "catalog import failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ],
+    )
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
+    support::agent(Duration::from_secs(60))
 }
 
 fn get(url: &str, token: &str) -> (u16, serde_json::Value) {
-    let mut resp = agent()
-        .get(url)
-        .header("Authorization", &format!("Bearer {token}"))
-        .call()
-        .unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&body).unwrap_or_default())
+    support::get(&agent(), url, token)
 }
 
 fn post(url: &str, token: &str, body: &str) -> Result<(u16, serde_json::Value), ureq::Error> {
@@ -135,16 +49,6 @@ fn post(url: &str, token: &str, body: &str) -> Result<(u16, serde_json::Value), 
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string()?;
     Ok((status, serde_json::from_str(&text).unwrap_or_default()))
-}
-
-fn report(host: &str, machine_id: &str, ubr: u32) -> String {
-    format!(
-        r#"{{"schema":"kbgap.device/1","hostName":"{host}","machineId":"{machine_id}",
-        "collectedAt":"2020-03-21T08:00:00Z","os":{{"productName":"Windows 10 Pro",
-        "currentBuild":"18363","ubr":{ubr},"currentMajorVersionNumber":10,
-        "currentMinorVersionNumber":0,"architecture":"x64"}},
-        "hotfixes":[{{"id":"KB4532693","installedOn":"2/11/2020"}}]}}"#
-    )
 }
 
 fn missing_ids(base: &str, token: &str, id: &str) -> Vec<String> {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 /// What the engine knows about one device. Equal targets (ignoring `host_name`, which only
 /// names the device in messages) get equal assessments: callers may assess each distinct
-/// target once (see [`Target::assessment_key`]).
+/// target once; [`Target::from_setup`] is that target for a stored `DeviceSetup`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Target {
     /// Host name, for messages.
@@ -57,14 +57,6 @@ pub struct OsTarget {
 }
 
 impl Target {
-    /// The target without its host name: the part the assessment depends on. Devices with
-    /// equal keys have equal assessments.
-    pub fn assessment_key(&self) -> Target {
-        Target {
-            host_name: None,
-            ..self.clone()
-        }
-    }
     /// The engine's view of an inventoried device.
     pub fn from_device(device: &Device) -> Self {
         Self::from_setup(&DeviceSetup::of(device), device.host_name.clone())

@@ -375,26 +375,13 @@ impl DeviceStore for PgStore {
         // The simple-query protocol: one round trip (a parameterless `query` would prepare
         // first, two), which matters because every API request asks.
         self.run(|c| {
-            let messages = c.simple_query(
+            let n = super::simple_numbers(
+                c,
                 "SELECT (SELECT value FROM catalog_meta WHERE key = 'generation'),
                         (SELECT value FROM fleet_meta WHERE key = 'generation')",
+                "catalog_meta/fleet_meta generation",
             )?;
-            for m in messages {
-                if let postgres::SimpleQueryMessage::Row(row) = m {
-                    let num = |i: usize| -> Result<i64, OpError> {
-                        row.get(i).and_then(|v| v.parse().ok()).ok_or_else(|| {
-                            OpError::Store(StoreError::Database(format!(
-                                "generation column {i} is not a number: {:?}",
-                                row.get(i)
-                            )))
-                        })
-                    };
-                    return Ok((num(0)?, num(1)?));
-                }
-            }
-            Err(OpError::Store(StoreError::Database(
-                "generation query returned no row".into(),
-            )))
+            Ok((n[0], n[1]))
         })
     }
 

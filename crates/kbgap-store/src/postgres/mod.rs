@@ -87,25 +87,32 @@ fn discard(client: Client) {
 /// every request, so over loopback the round trips, not the queries, are its PostgreSQL cost.
 pub(crate) fn meta_generation(c: &mut Client, table: &'static str) -> Result<i64, OpError> {
     let sql = format!("SELECT value FROM {table} WHERE key = 'generation'");
+    Ok(simple_numbers(c, &sql, &format!("{table}.generation"))?[0])
+}
+
+/// The numeric columns of the one row `sql` returns, read with the simple query protocol (one
+/// round trip). A missing row or a NULL / non-numeric value is an error naming `what`.
+pub(crate) fn simple_numbers(c: &mut Client, sql: &str, what: &str) -> Result<Vec<i64>, OpError> {
+    let bad = |m: String| OpError::Store(StoreError::Database(m));
     let rows: Vec<_> = c
-        .simple_query(&sql)?
+        .simple_query(sql)?
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(row.get(0).map(str::to_owned)),
+            SimpleQueryMessage::Row(row) => Some(row),
             _ => None,
         })
         .collect();
-    match rows.as_slice() {
-        [Some(text)] => text.parse().map_err(|e| {
-            OpError::Store(StoreError::Database(format!(
-                "{table}.generation is not a number ({text:?}): {e}"
-            )))
-        }),
-        _ => Err(OpError::Store(StoreError::Database(format!(
-            "{table} has {} generation rows, expected one non-null",
-            rows.len()
-        )))),
-    }
+    let [row] = rows.as_slice() else {
+        return Err(bad(format!("{what}: {} rows, expected one", rows.len())));
+    };
+    (0..row.len())
+        .map(|i| match row.get(i) {
+            Some(text) => text
+                .parse()
+                .map_err(|e| bad(format!("{what} is not a number ({text:?}): {e}"))),
+            None => Err(bad(format!("{what} is missing (NULL)"))),
+        })
+        .collect()
 }
 
 /// An operation's failure: a driver error (maybe a broken connection) or a store error.
